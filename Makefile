@@ -1,0 +1,39 @@
+# faabric: `make run` and `make test` install what is missing, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-unit bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps
+	@scripts/install-system-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The demo main job: a Monte Carlo estimate of pi by 4 granules on an embedded cluster of
+# 2 worker processes with 2 slots each.
+run: install
+	$(BIN)/faabric run -n 4 --hosts 2 --slots 2 examples/pi.c -- 2000000
+
+test: install
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+bench: install
+	@scripts/install-system-deps --bench
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

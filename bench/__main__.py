@@ -1,0 +1,180 @@
+"""`python -m bench`: faabric and its peers on the same work, in the same run, as one table.
+
+    python -m bench                  # full run (a few minutes on 2 cores)
+    python -m bench --quick          # fewer samples and smaller kernels
+    python -m bench --markdown docs/performance.md   # also write the table into that file
+
+With --markdown the table (and the run's context) replaces the text between the markers
+`<!-- bench:begin -->` and `<!-- bench:end -->` in the file, or the file is created with just
+that block. Ray rows are skipped, with a note, when Ray cannot be imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import cluster, compute, granule_start, peers
+from bench.common import Row, fmt_rate, fmt_time, render_markdown, render_text, versus
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+@contextlib.contextmanager
+def planner_nodelay() -> Iterator[bool]:
+    """Diagnostic: set TCP_NODELAY on the in-process planner's HTTP connections (the
+    socketserver's `disable_nagle_algorithm`); yields False when faabric already does."""
+    from faabric.planner import http
+
+    handler = http._Handler
+    if getattr(handler, "disable_nagle_algorithm", False):
+        yield False
+        return
+    handler.disable_nagle_algorithm = True
+    try:
+        yield True
+    finally:
+        handler.disable_nagle_algorithm = False
+
+
+def cluster_rows(res: cluster.ClusterResults, label: str, ray: peers.PeerResults | None,
+                 pool: peers.PeerResults) -> list[Row]:
+    rows = []
+    for peer in (ray, pool):
+        name = "Ray" if peer is ray else pool.name
+        goal, limit = ("<= 1.0x Ray", 1.0) if peer is ray else ("", None)
+        rows.append(versus(f"no-op latency median{label}", res.latency.median, name,
+                           peer.latency.median if peer else None, fmt=fmt_time, goal=goal,
+                           limit=limit))
+        rows.append(versus(f"no-op latency p99{label}", res.latency.p99, name,
+                           peer.latency.p99 if peer else None, fmt=fmt_time))
+    for peer in (ray, pool):
+        name = "Ray" if peer is ray else pool.name
+        goal, limit = (">= 2.0x Ray", 2.0) if peer is ray else ("", None)
+        theirs = peer.rate.median if peer else None
+        rows.append(versus(f"1,000 no-op, 1-granule apps, {res.threads} threads{label}",
+                           res.rate_single.median, name, theirs, fmt=fmt_rate, goal=goal,
+                           limit=limit, higher_is_better=True))
+        rows.append(versus(f"1,000 no-op, {res.full_size}-granule apps{label}",
+                           res.rate_full.median, name, theirs, fmt=fmt_rate, goal=goal,
+                           limit=limit, higher_is_better=True))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples, smaller kernels")
+    parser.add_argument("--markdown", type=Path, help="write the table into this file")
+    parser.add_argument("--threads", type=int, default=4, help="client threads (throughput)")
+    parser.add_argument("--no-ray", action="store_true", help="skip Ray")
+    parser.add_argument("--no-diagnostics", action="store_true",
+                        help="skip the TCP_NODELAY planner variant")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    samples, rounds, runs = (100, 1, 1) if quick else (300, 3, 3)
+    notes: list[str] = []
+    rows: list[Row] = []
+
+    with tempfile.TemporaryDirectory(prefix="faabric-bench-") as tmp:
+        cache, native = Path(tmp) / "wasm", Path(tmp) / "native"
+        say("building the no-op program")
+        noop = cluster.build_noop(cache)
+
+        say("4. compute kernels: wasm vs native")
+        simd = compute.simd_in_toolchain()
+        notes.append(f"faabric's toolchain passes -msimd128: {'yes' if simd else 'no'}; the "
+                     "'+simd128' rows add it as a user flag.")
+        for k in compute.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick):
+            what = f"{k.name} ({' '.join(k.args)}) kernel time"
+            rows.append(versus(f"{what}, wasm", k.wasm, "native clang-16 -O2", k.native,
+                               fmt=fmt_time, goal="<= 1.3x native", limit=1.3))
+            rows.append(versus(f"{what}, wasm +simd128", k.wasm_simd, "native clang-16 -O2",
+                               k.native, fmt=fmt_time, goal="<= 1.3x native", limit=1.3))
+            rows.append(versus(f"{what}, wasm +simd128, no epoch checks [diag]",
+                               k.simd_no_epoch, "native clang-16 -O2", k.native, fmt=fmt_time))
+
+        say("3. granule start from a cached module")
+        start = granule_start.measure(noop, samples=100 if quick else 500, native_dir=native)
+        rows.append(Row("granule start (cached module), median", fmt_time(start.granule.median),
+                        "native posix_spawn+wait", fmt_time(start.native_spawn.median),
+                        start.granule.median / start.native_spawn.median, "< 1 ms",
+                        start.granule.median < 1e-3))
+        rows.append(versus("granule start (cached module), p99", start.granule.p99,
+                           "native posix_spawn+wait", start.native_spawn.p99, fmt=fmt_time))
+
+        say("1-2. faabric through the planner (as shipped)")
+        kw = dict(hosts=1, slots=2, latency_samples=samples, granules=1000, threads=args.threads)
+        shipped = cluster.measure(noop, rounds=1 if quick else 2, **kw)  # slow: ~45 ms/call
+        patched = None
+        if not args.no_diagnostics:
+            say("1-2. faabric through the planner, TCP_NODELAY on planner HTTP [diag]")
+            with planner_nodelay() as applied:
+                if applied:
+                    patched = cluster.measure(noop, rounds=rounds, **kw)
+                else:
+                    notes.append("the planner already sets TCP_NODELAY: no [nodelay] variant.")
+
+    say("1-2. ProcessPoolExecutor(2)")
+    pool = peers.measure_pool(latency_samples=samples, tasks=1000, rounds=rounds)
+    ray = None
+    if args.no_ray:
+        notes.append("Ray skipped (--no-ray): its rows say 'skipped'.")
+    elif (why := peers.ray_missing()) is not None:
+        notes.append(f"Ray is not installed ({why}): its rows say 'skipped'.")
+    else:
+        say("1-2. Ray")
+        ray = peers.measure_ray(latency_samples=samples, tasks=1000, rounds=rounds)
+        notes.append(f"Ray {ray.version if ray else '?'}, ray.init(num_cpus=2, "
+                     "include_dashboard=False).")
+
+    rows = [*cluster_rows(shipped, "", ray, pool),
+            *(cluster_rows(patched, " [nodelay diag]", ray, pool) if patched else []),
+            *rows]
+    context = describe_machine(quick)
+    print()
+    print(context)
+    print(render_text(rows))
+    for note in notes:
+        print(f"note: {note}")
+    if args.markdown:
+        write_markdown(args.markdown, context, rows, notes)
+        print(f"wrote the table to {args.markdown}")
+    return 0
+
+
+def describe_machine(quick: bool) -> str:
+    today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    distro = ""
+    with contextlib.suppress(OSError):
+        distro = " ".join(Path("/etc/debian_version").read_text().split())
+    return (f"{today}; {os.cpu_count()} vCPU; {platform.system()} {platform.release()}"
+            f"{' (Debian ' + distro + ')' if distro else ''}; Python {platform.python_version()}"
+            f"; {'--quick' if quick else 'full'} run; medians unless marked p99")
+
+
+def write_markdown(path: Path, context: str, rows: list[Row], notes: list[str]) -> None:
+    block = "\n".join([BEGIN, "", f"Run: {context}.", "", render_markdown(rows), "",
+                       *(f"* {note}" for note in notes), "", END])
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        text = head + block + tail
+    else:
+        text = (text + "\n\n" if text else "") + block + "\n"
+    path.write_text(text)
+
+
+def say(what: str) -> None:
+    print(f"[bench] {what}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m faabric` is the `faabric` command."""
+
+import sys
+
+from faabric.cli import main
+
+sys.exit(main())

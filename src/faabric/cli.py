@@ -1,0 +1,242 @@
+"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status.
+
+Parses arguments, builds configs (command line > environment > TOML > defaults), hands them
+to `runtime` and prints results. Every FaabricError becomes one line on stderr and a non-zero
+exit; tracebacks are for bugs only. Run logic lives in `faabric.run`; nothing here schedules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from faabric import __version__
+from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, WorkerConfig, load
+from faabric.errors import FaabricError
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `faabric` command; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("cc", "c++"):
+        from faabric.toolchain import cc_main
+
+        return _guard(lambda: cc_main(args[1:], cxx=args[0] == "c++"))
+    parser = _parser()
+    ns = parser.parse_args(args)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(ns, "verbose", False) else logging.WARNING,
+        format="faabric %(name)s: %(message)s",
+    )
+    if not hasattr(ns, "func"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return _guard(lambda: ns.func(ns))
+
+
+def _guard(action: Callable[[], int]) -> int:
+    try:
+        return action()
+    except FaabricError as exc:
+        print(f"faabric: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("faabric: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faabric",
+        description="Run MPI and OpenMP programs compiled to WebAssembly across a cluster.",
+        epilog="Also: 'faabric cc ARGS...' and 'faabric c++ ARGS...' compile C/C++ to wasm.",
+    )
+    parser.add_argument("--version", action="version", version=f"faabric {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+    _add_run(sub)
+    _add_planner(sub)
+    _add_worker(sub)
+    _add_cluster(sub)
+    _add_status(sub)
+    sub.add_parser("cc", help="compile C to wasm (clang-style arguments)")
+    sub.add_parser("c++", help="compile C++ to wasm (clang-style arguments)")
+    return parser
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="compile if needed and run a program as N granules")
+    p.add_argument("-n", type=int, dest="n", help="number of granules (default 1)")
+    p.add_argument("--hosts", type=int, help="embedded cluster: worker processes (default 1)")
+    p.add_argument("--slots", type=int, help="embedded cluster: slots per worker (default: CPUs)")
+    p.add_argument("--planner", help="use a running planner instead of an embedded cluster")
+    p.add_argument("--timeout", type=float, help="seconds each granule may run (default 300)")
+    p.add_argument("--memory-limit", type=int, dest="memory_limit",
+                   help="bytes of memory per granule (default 1 GiB)")
+    p.add_argument("--input", dest="input_file", help="file whose bytes granules read as input")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment variable for the guest (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("program", help="a .c, .cpp or .wasm file")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments after '--' go to the guest")
+    p.set_defaults(func=_cmd_run)
+
+
+def _add_planner(sub: Any) -> None:
+    p = sub.add_parser("planner", help="run the planner in the foreground")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP API port (default 8080)")
+    p.add_argument("--control-port", type=int, dest="control_port",
+                   help="port workers connect to (default 8081)")
+    p.add_argument("--keepalive-timeout", type=float, dest="keepalive_timeout",
+                   help="seconds without keep-alive before a worker is dropped (default 5)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.set_defaults(func=_cmd_planner)
+
+
+def _add_worker(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a worker host in the foreground")
+    p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
+    p.add_argument("--slots", type=int, help="granules run at once (default: CPUs)")
+    p.add_argument("--name", help="host name to register under (default: <hostname>-<pid>)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.set_defaults(func=_cmd_worker)
+
+
+def _add_cluster(sub: Any) -> None:
+    p = sub.add_parser("cluster", help="local clusters")
+    csub = p.add_subparsers(metavar="ACTION")
+    up = csub.add_parser("up", help="planner + H workers in the foreground until Ctrl-C")
+    up.add_argument("--hosts", type=int, default=1, help="worker processes (default 1)")
+    up.add_argument("--slots", type=int, help="slots per worker (default: CPUs)")
+    up.add_argument("--host", help="planner address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="planner HTTP port (default 8080)")
+    up.add_argument("--control-port", type=int, dest="control_port",
+                    help="planner control port (default 8081)")
+    up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    up.set_defaults(func=_cmd_cluster_up)
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser("status", help="hosts and in-flight apps of a planner")
+    p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=_cmd_status)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _cmd_run(ns: argparse.Namespace) -> int:
+    from faabric.run import run_program
+
+    args = list(ns.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    config = load(RunConfig, "run", _options(ns, "n", "hosts", "slots", "planner", "timeout",
+                                             "memory_limit"))
+    return run_program(config, ns.program, args, env=ns.env, input_file=ns.input_file,
+                       verbose=ns.verbose)
+
+
+def _cmd_planner(ns: argparse.Namespace) -> int:
+    from faabric.runtime import RunningPlanner
+
+    config = load(PlannerConfig, "planner",
+                  _options(ns, "host", "port", "control_port", "keepalive_timeout"))
+    planner = RunningPlanner(config).start()
+    print(f"faabric planner listening on {planner.url} (workers: port "
+          f"{planner.control.port})", file=sys.stderr, flush=True)
+    _wait_for_signal()
+    planner.close()
+    return 0
+
+
+def _cmd_worker(ns: argparse.Namespace) -> int:
+    from faabric.runtime import build_worker
+
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name"))
+    worker, release = build_worker(config)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop("stopped by a signal"))
+    try:
+        worker.serve()
+    finally:
+        worker.stop()
+        release()
+    return 0
+
+
+def _cmd_cluster_up(ns: argparse.Namespace) -> int:
+    from faabric.runtime import EmbeddedCluster
+
+    planner = load(PlannerConfig, "planner", _options(ns, "host", "port", "control_port"))
+    slots = load(WorkerConfig, "worker", _options(ns, "slots")).slots
+    with EmbeddedCluster(hosts=ns.hosts, slots=slots, planner=planner) as cluster:
+        print(f"faabric cluster up: planner {cluster.url}, {ns.hosts} worker(s) x {slots} "
+              "slots; Ctrl-C to stop", file=sys.stderr, flush=True)
+        _wait_for_signal()
+    return 0
+
+
+def _cmd_status(ns: argparse.Namespace) -> int:
+    from faabric.planner.client import PlannerClient
+
+    url = load(WorkerConfig, "worker", _options(ns, "planner")).planner
+    client = PlannerClient(url, timeout=10)
+    status = client.status()
+    if ns.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(format_status(status))
+    return 0
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The human-readable status: `N hosts`, a line per host, then in-flight apps."""
+    hosts = status["hosts"]
+    lines = [f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"]
+    lines += [f"  {h['name']}  {h['used']}/{h['slots']} slots used" for h in hosts]
+    apps = status["apps"]
+    lines.append(f"{len(apps)} app{'s' if len(apps) != 1 else ''} in flight")
+    for app in apps:
+        where: dict[str, list[int]] = {}
+        for p in app["placement"]:
+            where.setdefault(p["host"], []).append(p["index"])
+        spread = ", ".join(f"{h}: {_ranges(ix)}" for h, ix in sorted(where.items()))
+        lines.append(f"  app {app['app_id']}  {app['program']}  {app['state']}  "
+                     f"{app['done']}/{app['size']} done" + (f"  [{spread}]" if spread else ""))
+    return "\n".join(lines)
+
+
+def _ranges(indices: list[int]) -> str:
+    indices = sorted(indices)
+    parts: list[str] = []
+    start = prev = indices[0]
+    for i in [*indices[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts)
+
+
+def _options(ns: argparse.Namespace, *names: str) -> dict[str, Any]:
+    return {name: getattr(ns, name, None) for name in names}
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass

@@ -1,0 +1,143 @@
+"""Typed, frozen configuration for every faabric command, read once at the edge.
+
+Each option has one definition here (a dataclass field with a default). Values come, highest
+priority first, from the command line, the environment (`FAABRIC_<FIELD>`, e.g.
+`FAABRIC_SLOTS=4`), a TOML file (`FAABRIC_CONFIG`, else `./faabric.toml`; one table per
+section, e.g. `[worker]`), then the default. Nothing below `runtime.py` reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from faabric.errors import ConfigError
+
+DEFAULT_PLANNER_URL = "http://127.0.0.1:8080"
+
+
+def default_cache_dir() -> Path:
+    """Where compiled modules are cached: `$XDG_CACHE_HOME/faabric` or `~/.cache/faabric`."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "faabric"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """Options of `faabric planner`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    control_port: int = 8081
+    keepalive_timeout: float = 5.0
+    max_request_bytes: int = 64 << 20
+    max_module_bytes: int = 512 << 20
+    retain_finished: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Options of `faabric worker`."""
+
+    planner: str = DEFAULT_PLANNER_URL
+    slots: int = field(default_factory=lambda: os.cpu_count() or 1)
+    name: str = ""  # empty: `<host name>-<pid>`, unique among workers of one machine
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    reconnect_for: float = 30.0
+
+    def host_name(self) -> str:
+        """The name to register under."""
+        return self.name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Options of `faabric run` (and the embedded cluster it may start)."""
+
+    n: int = 1
+    hosts: int = 1
+    slots: int = field(default_factory=lambda: os.cpu_count() or 1)
+    planner: str = ""  # empty: start an embedded cluster
+    timeout: float = 300.0
+    memory_limit: int = 1 << 30
+    cache_dir: Path = field(default_factory=default_cache_dir)
+
+
+T = TypeVar("T")
+
+
+def load(
+    cls: type[T],
+    section: str,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> T:
+    """Build a config of type `cls` from overrides, environment, TOML file and defaults.
+
+    Args:
+        cls: one of the config dataclasses above.
+        section: the TOML table to read (`planner`, `worker`, `run`).
+        overrides: values given on the command line; None values are ignored.
+        environ: the environment to read (defaults to os.environ).
+    """
+    env = os.environ if environ is None else environ
+    table = _toml_table(env, section)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        raw: Any = None
+        if overrides is not None and overrides.get(f.name) is not None:
+            raw = overrides[f.name]
+        elif f"FAABRIC_{f.name.upper()}" in env:
+            raw = env[f"FAABRIC_{f.name.upper()}"]
+        elif f.name in table:
+            raw = table[f.name]
+        if raw is not None:
+            values[f.name] = _coerce(f, raw)
+    return cls(**values)
+
+
+def _toml_table(env: Mapping[str, str], section: str) -> Mapping[str, Any]:
+    path = Path(env.get("FAABRIC_CONFIG", "faabric.toml"))
+    if not path.is_file():
+        if "FAABRIC_CONFIG" in env:
+            raise ConfigError(f"config file {path} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    table = data.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{section}] in {path} must be a table")
+    return table
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if isinstance(raw, bool):
+            raise ValueError("expected a number, not a boolean")
+        if kind == "int":
+            if isinstance(raw, float):
+                raise ValueError("expected an integer")
+            value: Any = int(raw)
+            if value < 0:
+                raise ValueError("must not be negative")
+            return value
+        if kind == "float":
+            value = float(raw)
+            if not 0 < value < math.inf:
+                raise ValueError("must be a positive finite number")
+            return value
+        if kind == "Path":
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"bad value {raw!r} for {f.name}: {exc}") from exc

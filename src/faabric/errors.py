@@ -1,0 +1,81 @@
+"""The exception tree of faabric.
+
+Every error faabric raises on purpose derives from `FaabricError`, so callers (the CLI above
+all) can turn it into a one-line message. This module must stay free of imports from the rest
+of the package: every layer imports it.
+
+    FaabricError
+    ├── ConfigError          bad option value, unreadable config file
+    ├── ToolchainError       compiler missing or compilation failed
+    ├── ModuleError          not a wasm module, no `_start`, cannot be compiled
+    ├── SchedulingError      the planner refused a request
+    │   └── NotEnoughSlots   the app is larger than the whole cluster
+    ├── TransportError
+    │   ├── ClosedError      we closed the channel ourselves
+    │   ├── BrokenError      the peer went away or sent garbage
+    │   └── TimeoutError_    no answer within the deadline
+    ├── ApiError             the planner's HTTP API answered with an error status
+    └── InternalError        a bug in faabric
+"""
+
+from __future__ import annotations
+
+
+class FaabricError(Exception):
+    """Root of every error faabric raises on purpose."""
+
+
+class ConfigError(FaabricError):
+    """An option has a bad value or a config file cannot be read."""
+
+
+class ToolchainError(FaabricError):
+    """The C/C++ compiler is missing or rejected the program."""
+
+
+class ModuleError(FaabricError):
+    """A WebAssembly module cannot be used: not wasm, no entry point, fails to compile."""
+
+
+class SchedulingError(FaabricError):
+    """The planner refused a request."""
+
+
+class NotEnoughSlots(SchedulingError):
+    """The request needs more slots than the whole cluster has."""
+
+    def __init__(self, requested: int, available: int) -> None:
+        super().__init__(
+            f"not enough slots: the app needs {requested}, the cluster has {available}"
+        )
+        self.requested = requested
+        self.available = available
+
+
+class TransportError(FaabricError):
+    """A control-plane or data-plane channel failed."""
+
+
+class ClosedError(TransportError):
+    """The channel was closed by this side."""
+
+
+class BrokenError(TransportError):
+    """The peer disappeared or sent something that is not a valid frame."""
+
+
+class TimeoutError_(TransportError):
+    """No answer arrived before the deadline."""
+
+
+class ApiError(FaabricError):
+    """The planner's HTTP API answered with an error status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class InternalError(FaabricError):
+    """A bug in faabric: an invariant did not hold."""

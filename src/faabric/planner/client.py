@@ -1,0 +1,181 @@
+"""A small blocking client for the planner's HTTP API, used by the CLI, workers and tests.
+
+One keep-alive connection guarded by a lock (reopened after errors), msgpack bodies so byte
+fields arrive exact, and a timeout on every call. Failures become `ApiError` (the planner
+answered with an error) or `BrokenError` (it could not be reached). It holds no other state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+import time
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import msgpack
+
+from faabric.errors import ApiError, BrokenError, ConfigError
+
+MSGPACK = "application/msgpack"
+WAIT_SLICE = 60.0
+
+
+class PlannerClient:
+    """Talks to one planner at `url` (e.g. `http://127.0.0.1:8080`)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConfigError(f"bad planner URL {url!r}: expected http://HOST:PORT")
+        self.url = f"http://{parts.hostname}:{parts.port or 80}"
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection (a later call reopens it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- API calls ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /v1/health."""
+        return cast(dict[str, Any], self._call("GET", "/v1/health"))
+
+    def config(self) -> dict[str, Any]:
+        """GET /v1/config: control port and keep-alive timeout, for workers."""
+        return cast(dict[str, Any], self._call("GET", "/v1/config"))
+
+    def status(self) -> dict[str, Any]:
+        """GET /v1/status: hosts and in-flight apps."""
+        return cast(dict[str, Any], self._call("GET", "/v1/status"))
+
+    def hosts(self) -> list[dict[str, Any]]:
+        """GET /v1/hosts."""
+        return cast(list[dict[str, Any]], self._call("GET", "/v1/hosts"))
+
+    def reset(self) -> None:
+        """POST /v1/reset."""
+        self._call("POST", "/v1/reset")
+
+    def upload_module(self, data: bytes) -> str:
+        """Upload a module unless the planner has it already; returns its digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        status, _ = self._request("HEAD", f"/v1/modules/{digest}", accept_missing=True)
+        if status == 404:
+            self._call("PUT", f"/v1/modules/{digest}", body=data, content_type="application/wasm")
+        return digest
+
+    def fetch_module(self, digest: str) -> bytes:
+        """GET /v1/modules/{digest}: the module's bytes."""
+        _, body = self._request("GET", f"/v1/modules/{digest}")
+        return body
+
+    def submit(self, app: dict[str, Any], *, wait: float = 0.0) -> dict[str, Any]:
+        """POST /v1/apps; with `wait`, block up to that long for the app to finish."""
+        path = f"/v1/apps?wait={wait:g}" if wait > 0 else "/v1/apps"
+        return cast(dict[str, Any], self._call("POST", path, doc=app, wait=wait))
+
+    def app(self, app_id: int, *, wait: float = 0.0) -> dict[str, Any]:
+        """GET /v1/apps/{id}; with `wait`, block up to that long for it to finish."""
+        path = f"/v1/apps/{app_id}?wait={wait:g}" if wait > 0 else f"/v1/apps/{app_id}"
+        return cast(dict[str, Any], self._call("GET", path, wait=wait))
+
+    def wait_app(self, app_id: int, timeout: float) -> dict[str, Any]:
+        """Block until the app finishes or `timeout` s pass; returns its latest document."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            doc = self.app(app_id, wait=max(0.0, min(WAIT_SLICE, left)))
+            if doc["finished"] is not None or left <= 0:
+                return doc
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        doc: Any = None,
+        body: bytes | None = None,
+        content_type: str = MSGPACK,
+        wait: float = 0.0,
+    ) -> Any:
+        if doc is not None:
+            body = msgpack.packb(doc, use_bin_type=True)
+        _, raw = self._request(method, path, body=body, content_type=content_type, wait=wait)
+        return msgpack.unpackb(raw, raw=False) if raw else None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str = MSGPACK,
+        wait: float = 0.0,
+        accept_missing: bool = False,
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": MSGPACK, "Content-Type": content_type}
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection(self.timeout + wait)
+                try:
+                    conn.request(method, path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    raw = response.read()
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    self._conn = None
+                    # A kept-alive connection may have been closed by the server: retry once.
+                    if attempt == 2 or not _is_stale(exc):
+                        raise BrokenError(
+                            f"cannot reach the planner at {self.url}: {_reason(exc)}"
+                        ) from exc
+        if response.status >= 400 and not (accept_missing and response.status == 404):
+            raise ApiError(response.status, _error_text(raw, response.status))
+        return response.status, raw
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        else:
+            self._conn.timeout = timeout
+            if self._conn.sock is not None:
+                self._conn.sock.settimeout(timeout)
+        return self._conn
+
+
+def _is_stale(exc: BaseException) -> bool:
+    return isinstance(
+        exc, http.client.RemoteDisconnected | BrokenPipeError | ConnectionResetError
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is it running?)"
+    return str(exc) or type(exc).__name__
+
+
+def _error_text(raw: bytes, status: int) -> str:
+    for decode in (lambda b: msgpack.unpackb(b, raw=False), json.loads):
+        try:
+            doc = decode(raw)
+        except Exception:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+            return cast(str, doc["error"])
+    return f"the planner answered HTTP {status}"

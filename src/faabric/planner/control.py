@@ -1,0 +1,124 @@
+"""The planner's control port: one long-lived connection per worker.
+
+An accept thread hands each connection to a reader thread, which expects `Register` first and
+then turns keep-alives, reports and goodbyes into calls on `PlannerService`. A connection that
+breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
+granules. This module only translates frames into service calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from faabric import __version__
+from faabric.errors import ClosedError, TimeoutError_, TransportError
+from faabric.messages.control import (
+    CONTROL_CODEC,
+    Goodbye,
+    KeepAlive,
+    Refused,
+    Register,
+    Report,
+)
+from faabric.planner.service import PlannerService
+from faabric.transport.framing import FramedSocket
+
+log = logging.getLogger(__name__)
+
+REGISTER_TIMEOUT = 10.0
+
+
+class ControlServer:
+    """Accepts worker connections on a listening socket until closed."""
+
+    def __init__(self, listener: socket.socket, service: PlannerService) -> None:
+        self._listener = listener
+        self._service = service
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="control-accept")
+        self._thread.daemon = True
+
+    @property
+    def port(self) -> int:
+        """The port workers connect to."""
+        return int(self._listener.getsockname()[1])
+
+    def start(self) -> None:
+        """Start accepting connections."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting and drop every worker connection."""
+        self._closed.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self._service.close_connections("the planner is shutting down")
+        self._thread.join(timeout=5)
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            conn = FramedSocket(sock, CONTROL_CODEC)
+            threading.Thread(
+                target=self._serve, args=(conn,), name=f"control-{conn.peer}", daemon=True
+            ).start()
+
+    def _serve(self, conn: FramedSocket) -> None:
+        name = self._handshake(conn)
+        if name is None:
+            conn.close()
+            return
+        reason = "its connection closed"
+        try:
+            reason = self._read_loop(name, conn)
+        except ClosedError:
+            pass  # we closed it: expiry or shutdown already handled the worker
+        except TransportError as exc:
+            reason = str(exc)
+        self._service.host_left(name, reason, conn)
+
+    def _handshake(self, conn: FramedSocket) -> str | None:
+        try:
+            first = conn.recv(REGISTER_TIMEOUT)
+        except TransportError as exc:
+            log.warning("connection from %s did not register: %s", conn.peer, exc)
+            return None
+        if not isinstance(first, Register):
+            log.warning("connection from %s sent %s before registering", conn.peer, first)
+            return None
+        refusal = self._service.register(first.name, first.slots, conn)
+        if refusal is not None:
+            try:
+                conn.send(Refused(refusal))
+            except TransportError:
+                pass
+            return None
+        if first.version != __version__:
+            log.warning("worker %s runs faabric %s, the planner %s", first.name,
+                        first.version, __version__)
+        return first.name
+
+    def _read_loop(self, name: str, conn: FramedSocket) -> str:
+        while True:
+            try:
+                message = conn.recv(timeout=self._service.keepalive_timeout)
+            except TimeoutError_:
+                continue  # expiry is the ticker's job; keep reading
+            match message:
+                case KeepAlive():
+                    self._service.host_alive(name)
+                case Report(result):
+                    self._service.granule_finished(result)
+                    self._service.host_alive(name)
+                case Goodbye(reason):
+                    return f"it said goodbye ({reason})"
+                case _:
+                    log.warning("worker %s sent an unexpected %s", name, type(message).__name__)

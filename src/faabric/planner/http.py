@@ -1,0 +1,311 @@
+"""The planner's public HTTP+JSON API (described in `openapi.json`, served at /v1/openapi.json).
+
+A threading HTTP/1.1 server with keep-alive; each request is routed to a small handler that
+validates input, calls `PlannerService`, and answers JSON (or msgpack when the client sends
+`Accept: application/msgpack`, which keeps byte fields exact). Every error is a 4xx/5xx with
+`{"error": "<one line>"}`. This module must not hold planner state of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+
+from faabric import __version__
+from faabric.errors import ModuleError, NotEnoughSlots
+from faabric.planner import views
+from faabric.planner.modules import is_digest
+from faabric.planner.service import PlannerService
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 600.0
+_APP_ID = re.compile(r"[0-9]{1,18}")
+MSGPACK = "application/msgpack"
+
+
+class ApiFailure(Exception):
+    """Raised by a route to answer with an error status and a one-line reason."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class PlannerHttpServer(ThreadingHTTPServer):
+    """HTTP server bound to one `PlannerService`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        service: PlannerService,
+        *,
+        control_port: Callable[[], int],
+        max_request_bytes: int,
+    ) -> None:
+        self.service = service
+        self.control_port = control_port
+        self.max_request_bytes = max_request_bytes
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        """The port clients connect to."""
+        return int(self.server_address[1])
+
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/v1/health$"), "health"),
+    ("GET", re.compile(r"^/v1/config$"), "config"),
+    ("GET", re.compile(r"^/v1/openapi\.json$"), "openapi"),
+    ("GET", re.compile(r"^/v1/hosts$"), "hosts"),
+    ("GET", re.compile(r"^/v1/status$"), "status"),
+    ("POST", re.compile(r"^/v1/reset$"), "reset"),
+    ("PUT", re.compile(r"^/v1/modules/(?P<digest>[^/]+)$"), "put_module"),
+    ("GET", re.compile(r"^/v1/modules/(?P<digest>[^/]+)$"), "get_module"),
+    ("HEAD", re.compile(r"^/v1/modules/(?P<digest>[^/]+)$"), "head_module"),
+    ("GET", re.compile(r"^/v1/apps$"), "list_apps"),
+    ("POST", re.compile(r"^/v1/apps$"), "submit_app"),
+    ("GET", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "get_app"),
+]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; without TCP_NODELAY the second waits ~40 ms
+    # for the client's delayed ACK.
+    disable_nagle_algorithm = True
+    server: PlannerHttpServer
+    server_version = f"faabric/{__version__}"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        self._body_consumed = False
+        try:
+            handler, params = self._route(method, url.path)
+            status, body = handler(**params)
+            if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
+                self.close_connection = True  # an ignored body would corrupt the next request
+            self._send(status, body)
+        except ApiFailure as failure:
+            if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
+                self.close_connection = True  # the unread body would corrupt the next request
+            self._send(failure.status, {"error": failure.reason})
+        except Exception as exc:  # a bug: answer 500 and keep serving
+            log.exception("internal error on %s %s", method, url.path)
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
+
+    def _route(self, method: str, path: str) -> tuple[Callable[..., Any], dict[str, str]]:
+        allowed = False
+        for verb, pattern, name in _ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            allowed = True
+            if verb == method:
+                return getattr(self, f"_r_{name}"), match.groupdict()
+        if allowed:
+            raise ApiFailure(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}")
+        raise ApiFailure(HTTPStatus.NOT_FOUND, f"no such endpoint: {path}")
+
+    # -- request and response plumbing --------------------------------------------------------
+
+    def _read_body(self, limit: int) -> bytes:
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise ApiFailure(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
+            return b""
+        try:
+            length = int(length_text)
+        except ValueError:
+            self.close_connection = True
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        if length > limit:
+            self.close_connection = True  # do not read a body we refuse
+            raise ApiFailure(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the body of {length} bytes exceeds the limit of {limit} bytes",
+            )
+        body = self.rfile.read(length)
+        self._body_consumed = True
+        if len(body) != length:
+            self.close_connection = True
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length")
+        return body
+
+    def _read_document(self) -> Any:
+        body = self._read_body(self.server.max_request_bytes)
+        try:
+            if self.headers.get("Content-Type", "").startswith(MSGPACK):
+                return msgpack.unpackb(body, raw=False)
+            return json.loads(body or b"null")
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, f"the body is not valid: {exc}") from exc
+
+    def _binary(self) -> bool:
+        return MSGPACK in self.headers.get("Accept", "")
+
+    def _send(self, status: HTTPStatus, body: Any) -> None:
+        if isinstance(body, bytes):
+            payload, kind = body, "application/wasm"
+        elif self._binary():
+            payload, kind = msgpack.packb(body, use_bin_type=True), MSGPACK
+        else:
+            payload, kind = json.dumps(body).encode() + b"\n", "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _wait_seconds(self) -> float:
+        text = self.query.get("wait", "0")
+        try:
+            wait = float(text)
+        except ValueError:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "'wait' must be a number of seconds") from None
+        if not 0 <= wait <= MAX_WAIT:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, f"'wait' must be from 0 to {MAX_WAIT:g}")
+        return wait
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def _r_health(self) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, {"status": "ok", "version": __version__}
+
+    def _r_config(self) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, {
+            "version": __version__,
+            "control_port": self.server.control_port(),
+            "keepalive_timeout": self.server.service.keepalive_timeout,
+        }
+
+    def _r_openapi(self) -> tuple[HTTPStatus, Any]:
+        text = resources.files("faabric.planner").joinpath("openapi.json").read_text()
+        return HTTPStatus.OK, json.loads(text)
+
+    def _r_hosts(self) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, [views.host_document(h) for h in self.server.service.hosts()]
+
+    def _r_status(self) -> tuple[HTTPStatus, Any]:
+        service = self.server.service
+        return HTTPStatus.OK, {
+            "hosts": [views.host_document(h) for h in service.hosts()],
+            "apps": [views.app_info_document(a) for a in service.in_flight()],
+        }
+
+    def _r_reset(self) -> tuple[HTTPStatus, Any]:
+        self._read_body(self.server.max_request_bytes)
+        self.server.service.reset()
+        return HTTPStatus.OK, {"status": "reset"}
+
+    def _r_list_apps(self) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, [views.app_info_document(a) for a in self.server.service.in_flight()]
+
+    def _r_put_module(self, digest: str) -> tuple[HTTPStatus, Any]:
+        self._check_digest(digest)
+        modules = self.server.service.modules
+        data = self._read_body(modules.max_module_bytes)
+        try:
+            created = modules.put(digest, data)
+        except ModuleError as exc:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        return (HTTPStatus.CREATED if created else HTTPStatus.OK), {"module": digest}
+
+    def _r_get_module(self, digest: str) -> tuple[HTTPStatus, Any]:
+        self._check_digest(digest)
+        data = self.server.service.modules.get(digest)
+        if data is None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no module {digest} was uploaded")
+        return HTTPStatus.OK, data
+
+    def _r_head_module(self, digest: str) -> tuple[HTTPStatus, Any]:
+        self._check_digest(digest)
+        if digest not in self.server.service.modules:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no module {digest} was uploaded")
+        return HTTPStatus.OK, {"module": digest}
+
+    def _r_submit_app(self) -> tuple[HTTPStatus, Any]:
+        wait = self._wait_seconds()
+        try:
+            spec = views.parse_app_spec(self._read_document())
+        except ValueError as exc:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        service = self.server.service
+        if spec.module not in service.modules:
+            raise ApiFailure(
+                HTTPStatus.NOT_FOUND, f"no module {spec.module} was uploaded: PUT it first"
+            )
+        try:
+            app_id = service.submit(spec)
+        except NotEnoughSlots as exc:
+            raise ApiFailure(HTTPStatus.CONFLICT, str(exc)) from exc
+        return self._app_response(app_id, wait, HTTPStatus.ACCEPTED)
+
+    def _r_get_app(self, app_id: str) -> tuple[HTTPStatus, Any]:
+        if not _APP_ID.fullmatch(app_id):
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "an app id is a positive integer")
+        return self._app_response(int(app_id), self._wait_seconds(), HTTPStatus.OK)
+
+    def _app_response(
+        self, app_id: int, wait: float, pending: HTTPStatus
+    ) -> tuple[HTTPStatus, Any]:
+        service = self.server.service
+        view = service.wait(app_id, wait) if wait > 0 else service.app(app_id)
+        if view is None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no app {app_id} (never submitted, or reset)")
+        status = HTTPStatus.OK if view.finished is not None else pending
+        return status, views.app_document(
+            view, binary=self._binary(), wall_offset=service.wall_offset
+        )
+
+    def _check_digest(self, digest: str) -> None:
+        if not is_digest(digest):
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "a module is named by its sha256 hex digest")

@@ -1,0 +1,140 @@
+"""`faabric run`: build the program if needed, submit it as an app, print what it printed.
+
+Without a planner URL an embedded cluster is started for the run and torn down after it.
+Granules' stdout is printed in granule order, their stderr to stderr; the exit status is 0
+only if every granule exited 0, otherwise one line on stderr says which granule failed how.
+This module only orchestrates; building, scheduling and running live elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from faabric.config import RunConfig
+from faabric.errors import ApiError, ConfigError, FaabricError
+from faabric.planner.client import PlannerClient
+
+log = logging.getLogger(__name__)
+
+CLIENT_MARGIN = 30.0
+SOURCE_SUFFIXES = {".c": False, ".cc": True, ".cpp": True, ".cxx": True, ".C": True}
+
+
+def run_program(
+    config: RunConfig,
+    program: str,
+    args: Sequence[str],
+    *,
+    env: Sequence[str] = (),
+    input_file: str | None = None,
+    verbose: bool = False,
+) -> int:
+    """Run `program` as `config.n` granules; returns the exit status for the shell."""
+    if config.n < 1 or config.hosts < 1 or config.slots < 1:
+        raise ConfigError("-n, --hosts and --slots must be at least 1")
+    wasm = load_program(Path(program), config.cache_dir, verbose=verbose)
+    app = {
+        "module": "",
+        "size": config.n,
+        "program": Path(program).name,
+        "args": list(args),
+        "env": _parse_env(env),
+        "input": _read_input(input_file),
+        "timeout": config.timeout,
+        "memory_limit": config.memory_limit,
+    }
+    with _planner(config, verbose) as client:
+        app["module"] = client.upload_module(wasm)
+        try:
+            doc = client.submit(app)
+        except ApiError as exc:
+            hint = " (give the embedded cluster more with --slots or --hosts)"
+            raise FaabricError(exc.reason + (hint if not config.planner else "")) from exc
+        log.info("submitted app %s", doc["app_id"])
+        doc = client.wait_app(doc["app_id"], config.timeout + CLIENT_MARGIN)
+    return report(doc, config.timeout + CLIENT_MARGIN)
+
+
+def load_program(path: Path, cache_dir: Path, *, verbose: bool = False) -> bytes:
+    """The wasm bytes of `path`: read a .wasm, or compile a C/C++ source (cached)."""
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    if path.suffix in SOURCE_SUFFIXES:
+        from faabric.toolchain import build, default_flags_for
+
+        if verbose:
+            print(f"faabric: building {path}", file=sys.stderr)
+        built = build(path, flags=default_flags_for(path), cache_dir=cache_dir / "builds")
+        return built.read_bytes()
+    if path.suffix != ".wasm":
+        raise ConfigError(f"{path}: expected a .c, .cpp or .wasm file")
+    return path.read_bytes()
+
+
+def report(doc: dict[str, Any], waited: float) -> int:
+    """Print the app's outputs in granule order; returns its exit status."""
+    out = sys.stdout.buffer
+    for result in doc["results"]:
+        out.write(result["stdout"])
+        sys.stderr.buffer.write(result["stderr"])
+    out.flush()
+    sys.stderr.flush()
+    if doc["finished"] is None:
+        print(f"faabric: app {doc['app_id']} did not finish within {waited:g} s",
+              file=sys.stderr)
+        return 1
+    failed = [r for r in doc["results"] if r["status"] != 0]
+    if not failed:
+        return 0
+    first = failed[0]
+    where = f" on {first['host']}" if first["host"] else ""
+    prefix = f"{len(failed)} of {doc['size']} granules failed; first: " if len(failed) > 1 else ""
+    print(f"faabric: {prefix}granule {first['index']}{where} {first['outcome']['message']}",
+          file=sys.stderr)
+    return int(first["status"]) or 1
+
+
+@contextlib.contextmanager
+def _planner(config: RunConfig, verbose: bool) -> Iterator[PlannerClient]:
+    if config.planner:
+        client = PlannerClient(config.planner)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    from faabric.runtime import EmbeddedCluster
+
+    if verbose:
+        print(f"faabric: starting {config.hosts} worker(s) x {config.slots} slots",
+              file=sys.stderr)
+    with EmbeddedCluster(hosts=config.hosts, slots=config.slots) as cluster:
+        client = PlannerClient(cluster.url)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--env expects NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def _read_input(path: str | None) -> bytes:
+    if path is None:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read input file {path}: {exc.strerror}") from exc

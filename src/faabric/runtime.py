@@ -1,0 +1,196 @@
+"""The composition root: the one place where planners, workers and clusters are wired.
+
+Everything else receives its collaborators as arguments; only here are configs turned into
+engines, caches, sockets, threads and processes. `EmbeddedCluster` starts a planner in this
+process and worker processes beside it, for `faabric run` and `faabric cluster up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from faabric.config import PlannerConfig, WorkerConfig
+from faabric.errors import FaabricError
+from faabric.granule import GranuleRunner
+from faabric.planner.client import PlannerClient
+from faabric.planner.control import ControlServer
+from faabric.planner.http import PlannerHttpServer
+from faabric.planner.service import PlannerService
+from faabric.transport.framing import listen
+from faabric.wasm import ModuleCache, WasmEngine
+from faabric.worker.service import PlannerAddress, Worker
+
+log = logging.getLogger(__name__)
+
+CLUSTER_START_TIMEOUT = 60.0
+
+
+class RunningPlanner:
+    """A planner serving HTTP and control connections on background threads."""
+
+    def __init__(self, config: PlannerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.service = PlannerService(
+            clock=clock,
+            keepalive_timeout=config.keepalive_timeout,
+            retain_finished=config.retain_finished,
+            max_module_bytes=config.max_module_bytes,
+        )
+        self.control = ControlServer(listen(config.host, config.control_port), self.service)
+        try:
+            self.http = PlannerHttpServer(
+                (config.host, config.port),
+                self.service,
+                control_port=lambda: self.control.port,
+                max_request_bytes=config.max_request_bytes,
+            )
+        except OSError as exc:
+            self.control.close()
+            raise FaabricError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from exc
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self.http.serve_forever, name="planner-http", daemon=True),
+            threading.Thread(target=self._tick_loop, name="planner-ticker", daemon=True),
+        ]
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the HTTP API."""
+        host = self.config.host if self.config.host not in ("0.0.0.0", "") else "127.0.0.1"
+        return f"http://{host}:{self.http.port}"
+
+    def start(self) -> RunningPlanner:
+        """Start serving; returns self."""
+        self.control.start()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and drop worker connections."""
+        self._stop.set()
+        self.http.shutdown()
+        self.http.server_close()
+        self.control.close()
+
+    def _tick_loop(self) -> None:
+        period = self.config.keepalive_timeout / 4
+        while not self._stop.wait(period):
+            self.service.tick()
+
+
+def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
+    """A worker ready to `serve()`, and a function releasing its engine afterwards."""
+    client = PlannerClient(config.planner)
+    engine = WasmEngine()
+    modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
+    name = config.host_name()
+    runner = GranuleRunner(engine, modules, host=name)
+
+    def locate() -> PlannerAddress:
+        return PlannerAddress(client.host, int(client.config()["control_port"]))
+
+    worker = Worker(
+        name=name,
+        slots=config.slots,
+        runner=runner,
+        locate_planner=locate,
+        reconnect_for=config.reconnect_for,
+    )
+
+    def release() -> None:
+        client.close()
+        engine.close()
+
+    return worker, release
+
+
+class EmbeddedCluster:
+    """A planner in this process plus `hosts` worker processes with `slots` slots each."""
+
+    def __init__(
+        self,
+        *,
+        hosts: int,
+        slots: int,
+        planner: PlannerConfig | None = None,
+        worker_env: dict[str, str] | None = None,
+    ) -> None:
+        if hosts < 1 or slots < 1:
+            raise FaabricError("a cluster needs at least one host with at least one slot")
+        self.hosts = hosts
+        self.slots = slots
+        config = planner or PlannerConfig(port=0, control_port=0)
+        self.planner = RunningPlanner(config)
+        self._worker_env = worker_env
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """The embedded planner's URL."""
+        return self.planner.url
+
+    def __enter__(self) -> EmbeddedCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the planner and the workers; returns once every worker has registered."""
+        self.planner.start()
+        try:
+            for _ in range(self.hosts):
+                self.workers.append(self._spawn_worker())
+            self._await_workers()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the workers (SIGTERM, then SIGKILL) and the planner."""
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.workers.clear()
+        self.planner.close()
+
+    def _spawn_worker(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ if self._worker_env is None else self._worker_env)
+        command = [sys.executable, "-m", "faabric", "worker", "--planner", self.url,
+                   "--slots", str(self.slots)]
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+
+    def _await_workers(self) -> None:
+        deadline = time.monotonic() + CLUSTER_START_TIMEOUT
+        while len(self.planner.service.hosts()) < self.hosts:
+            for proc in self.workers:
+                if proc.poll() is not None:
+                    raise FaabricError(
+                        f"a worker exited during start-up (status {proc.returncode})"
+                    )
+            if time.monotonic() > deadline:
+                raise FaabricError(
+                    f"only {len(self.planner.service.hosts())} of {self.hosts} workers "
+                    f"registered within {CLUSTER_START_TIMEOUT:g} s"
+                )
+            time.sleep(0.02)

@@ -1,0 +1,136 @@
+"""The compiler driver behind `faabric cc` / `faabric c++`: clang-16 aimed at wasm32-wasi.
+
+It turns clang-style arguments into a full clang command line (target, our headers, link
+flags, the thread-capable build with its shims) and runs it. It must not cache, parse the
+program or know anything about running modules; `builder.py` does the caching.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from faabric.errors import ToolchainError
+
+C_COMPILER = "clang-16"
+CXX_COMPILER = "clang++-16"
+TARGET = "--target=wasm32-wasi"
+CXX_INCLUDE = "/usr/include/wasm32-wasi/c++/v1"
+INSTALL_HINT = (
+    "apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32"
+    " libc++-16-dev-wasm32 libc++abi-16-dev-wasm32"
+)
+THREADED_MAX_MEMORY = 1 << 30  # bytes a thread-capable module may grow its shared memory to
+MISSING_COMPILER_STATUS = 127
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+INCLUDE_DIR = PACKAGE_DIR / "include"
+SHIM_DIR = PACKAGE_DIR / "shims"
+SHIMS = (SHIM_DIR / "malloc_lock.c", SHIM_DIR / "omp_shim.c")
+
+_WRAPPED = ("malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc")
+_NO_LINK = frozenset({"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only"})
+_THREAD_FLAGS = frozenset({"-fopenmp", "-pthread"})
+
+
+@dataclass(frozen=True, slots=True)
+class Compiler:
+    """A resolved compiler executable and the identity used in cache keys."""
+
+    path: Path
+    identity: str
+
+
+def find_compiler(cxx: bool) -> Compiler:
+    """Locate clang-16 (or clang++-16); raise ToolchainError with install advice if absent."""
+    name = CXX_COMPILER if cxx else C_COMPILER
+    found = shutil.which(name)
+    if found is None:
+        raise ToolchainError(f"{name} not found; install the wasm toolchain with: {INSTALL_HINT}")
+    real = Path(found).resolve()
+    stat = real.stat()
+    return Compiler(Path(found), f"{real}:{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def is_thread_capable(args: Sequence[str]) -> bool:
+    """True when the arguments ask for OpenMP or threads (a shared-memory build)."""
+    return any(arg in _THREAD_FLAGS or arg.startswith("-fopenmp=") for arg in args)
+
+
+def command_line(compiler: Path, args: Sequence[str], cxx: bool) -> list[str]:
+    """The full clang command for user `args` (sources, -o, -O, -D ... pass through)."""
+    links = not any(arg in _NO_LINK for arg in args)
+    threaded = is_thread_capable(args)
+    # wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
+    cmd = [str(compiler), TARGET, "-msimd128", "-isystem", str(INCLUDE_DIR)]
+    if not any(arg.startswith("-O") for arg in args):
+        cmd.append("-O2")
+    if cxx:
+        cmd += ["-fno-exceptions", "-isystem", CXX_INCLUDE]
+    if threaded:
+        cmd += ["-matomics", "-mbulk-memory"]
+    if links and threaded:
+        # The shims are C whatever the driver: `-x c` ... `-x none` stops clang++ reading them
+        # as C++. They go first so that `-x none` is followed by the user's inputs.
+        cmd += ["-x", "c", *(str(shim) for shim in SHIMS), "-x", "none"]
+    cmd += list(args)
+    if links:
+        cmd.append("-Wl,--allow-undefined")
+        if threaded:
+            cmd.append(_threaded_link_flags())
+    return cmd
+
+
+def _threaded_link_flags() -> str:
+    linker = [
+        "--no-check-features",
+        "--import-memory",
+        "--export-memory",
+        "--shared-memory",
+        f"--max-memory={THREADED_MAX_MEMORY}",
+        "--export-table",
+        "--export=__stack_pointer",
+        # Exported under the names __wrap_malloc / __wrap_free. Asking for those names directly
+        # makes wasm-ld 16 emit calls to function indices that do not exist.
+        "--export=malloc",
+        "--export=free",
+    ]
+    linker += [f"--wrap={name}" for name in _WRAPPED]
+    return "-Wl," + ",".join(linker)
+
+
+def cc_main(argv: list[str], cxx: bool) -> int:
+    """Run `faabric cc` (or `faabric c++` when `cxx`) with clang-style `argv`; return the status.
+
+    Diagnostics are the compiler's own, printed as it runs; a missing compiler is one line on
+    stderr and status 127.
+    """
+    tool = "c++" if cxx else "cc"
+    if not argv:
+        print(f"faabric {tool}: no input files (usage: faabric {tool} [clang options] FILE...)",
+              file=sys.stderr)
+        return 2
+    try:
+        compiler = find_compiler(cxx)
+    except ToolchainError as error:
+        print(f"faabric {tool}: {error}", file=sys.stderr)
+        return MISSING_COMPILER_STATUS
+    try:
+        return subprocess.run(command_line(compiler.path, argv, cxx), check=False).returncode
+    except OSError as error:
+        print(f"faabric {tool}: cannot run {compiler.path}: {error.strerror}", file=sys.stderr)
+        return MISSING_COMPILER_STATUS
+    except KeyboardInterrupt:
+        return 130
+
+
+def environment() -> dict[str, str]:
+    """The environment compilers run in: ours, with a stable locale for diagnostics."""
+    env = dict(os.environ)
+    env.setdefault("LC_ALL", "C")
+    return env

@@ -1,0 +1,141 @@
+"""Length-prefixed message frames over a connected TCP socket, with timeouts.
+
+A frame is a 4-byte big-endian length followed by that many bytes of codec output. Sending
+is safe from many threads (one lock); receiving is meant for a single reader thread. Every
+blocking call has a deadline, and a peer that closes or sends garbage raises BrokenError.
+This module must not know what the messages mean.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+from typing import Any
+
+from faabric.errors import BrokenError, ClosedError, TimeoutError_
+from faabric.messages.codec import Codec
+
+_HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 1 << 30
+DEFAULT_IO_TIMEOUT = 30.0
+
+
+def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """Open a TCP connection with `TCP_NODELAY`; raises BrokenError with a readable reason."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise BrokenError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class FramedSocket:
+    """Sends and receives codec messages as frames on one socket."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        codec: Codec,
+        *,
+        io_timeout: float = DEFAULT_IO_TIMEOUT,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(io_timeout)
+        self._sock = sock
+        self._codec = codec
+        self._max_frame = max_frame
+        self._send_lock = threading.Lock()
+        self._closed = False
+        self.peer = _peer_name(sock)
+
+    def send(self, message: Any) -> None:
+        """Send one message; raises BrokenError if the peer is gone or does not read."""
+        body = self._codec.encode(message)
+        if len(body) > self._max_frame:
+            raise BrokenError(f"message of {len(body)} bytes exceeds the frame limit")
+        with self._send_lock:
+            if self._closed:
+                raise ClosedError("the connection is closed")
+            try:
+                self._sock.sendall(_HEADER.pack(len(body)) + body)
+            except OSError as exc:
+                raise BrokenError(f"cannot send to {self.peer}: {exc}") from exc
+
+    def recv(self, timeout: float | None) -> Any:
+        """Receive one message, waiting at most `timeout` s for it to start (None: forever).
+
+        Raises:
+            TimeoutError_: nothing arrived in time (the connection is still usable).
+            BrokenError: the peer closed the connection or sent an invalid frame.
+        """
+        if self._closed:
+            raise ClosedError("the connection is closed")
+        if not self._readable(timeout):
+            raise TimeoutError_(f"no message from {self.peer} within {timeout} s")
+        (length,) = _HEADER.unpack(self._read_exact(_HEADER.size))
+        if length > self._max_frame:
+            raise BrokenError(f"{self.peer} sent a frame of {length} bytes, over the limit")
+        return self._codec.decode(self._read_exact(length))
+
+    def close(self) -> None:
+        """Close the socket; later sends and receives raise ClosedError. Idempotent."""
+        with self._send_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
+
+    def _readable(self, timeout: float | None) -> bool:
+        try:
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+        except (OSError, ValueError) as exc:
+            raise BrokenError(f"connection to {self.peer} failed: {exc}") from exc
+        return bool(ready)
+
+    def _read_exact(self, size: int) -> bytes:
+        buf = bytearray(size)
+        view = memoryview(buf)
+        got = 0
+        while got < size:
+            try:
+                n = self._sock.recv_into(view[got:], size - got)
+            except TimeoutError as exc:
+                raise BrokenError(f"{self.peer} stalled in the middle of a message") from exc
+            except OSError as exc:
+                if self._closed:
+                    raise ClosedError("the connection is closed") from exc
+                raise BrokenError(f"connection to {self.peer} failed: {exc}") from exc
+            if n == 0:
+                raise BrokenError(f"{self.peer} closed the connection")
+            got += n
+        return bytes(buf)
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "peer"
+    return f"{host}:{port}"
+
+
+def listen(host: str, port: int, backlog: int = 128) -> socket.socket:
+    """Bind a listening TCP socket (port 0 picks a free one); raises BrokenError on failure."""
+    try:
+        sock = socket.create_server((host, port), backlog=backlog, reuse_port=False)
+    except OSError as exc:
+        raise BrokenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock

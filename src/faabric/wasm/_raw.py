@@ -1,0 +1,144 @@
+"""Thin wrappers over wasmtime's raw C bindings, for the hot and thread-sensitive paths.
+
+wasmtime-py's `Linker.define_func` / `Func.__call__` cost 10-30 µs per call and pass Python
+exceptions between threads through one module-global slot. The unchecked C API used here
+costs 1-3 µs and returns traps as values, so concurrent granules cannot see each other's
+errors. Nothing outside `faabric.wasm` may use this module.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _bindings as bindings
+from wasmtime import _ffi as ffi
+
+from faabric.wasm.host import GuestFault, GuestMemory, HostFunction
+
+RawCallback = Callable[[Any, Any, Any, int], int]
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+_VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def func_type(function: HostFunction) -> Any:
+    """The wasmtime FuncType of a host function."""
+    return wasmtime.FuncType(
+        [_VALTYPES[kind]() for kind in function.params],
+        [_VALTYPES[kind]() for kind in function.results],
+    )
+
+
+def new_trap(message: str) -> int:
+    """A fresh wasm trap carrying `message`, as the address a raw callback returns."""
+    text = message.encode(errors="replace")
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(text), len(text))
+    address: int | None = ctypes.cast(trap, ctypes.c_void_p).value
+    return address or 0
+
+
+def define_unchecked(linker: Any, function: HostFunction, callback: Any, ty: Any) -> None:
+    """Define `function` in `linker` with a raw callback (made by `make_callback`)."""
+    module = function.module.encode()
+    name = function.name.encode()
+    error = bindings._wasmtime_linker_define_func_unchecked(
+        linker.ptr(), module, len(module), name, len(name), ty.ptr(), callback, None,
+        _NO_FINALIZER,
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def make_callback(function: HostFunction, dispatch: Callable[[Any, Any], Any]) -> Any:
+    """Wrap `function.impl` as an unchecked wasmtime callback.
+
+    `dispatch(caller, context)` returns the HostCall for the calling instance. Any exception
+    becomes a trap whose message names the function; nothing propagates into wasmtime.
+    """
+    impl = function.impl
+    label = function.qualified
+    kinds = function.params
+    result = function.results[0] if function.results else None
+
+    def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
+        try:
+            call = dispatch(caller, ffi.wasmtime_caller_context(caller))
+            args = [raw[i].i32 if kind == "i32" else raw[i].i64 for i, kind in enumerate(kinds)]
+            value = impl(call, *args)
+            if result == "i32":
+                raw[0].i32 = int(value or 0)
+            elif result == "i64":
+                raw[0].i64 = int(value or 0)
+            return 0
+        except GuestFault as fault:
+            return new_trap(f"{label}: {fault}")
+        except BaseException as error:  # must not unwind into wasmtime
+            return new_trap(f"{label} failed in the host: {error!r}")
+
+    return bindings.wasmtime_func_unchecked_callback_t(callback)
+
+
+def context_key(context: Any) -> int:
+    """The integer faabric stored in a store's data slot (0 if none)."""
+    value: Any = ffi.wasmtime_context_get_data(context)
+    return int(value or 0)
+
+
+def set_context_key(store: Any, key: int) -> None:
+    ffi.wasmtime_context_set_data(store._context(), key)
+
+
+def _kind(item: Any) -> int:
+    """An extern's kind as an int (ctypes reads the c_uint8 field as one; the stubs disagree)."""
+    return int(item.kind)
+
+
+def caller_memory(caller: Any, context: Any) -> GuestMemory:
+    """The calling instance's exported (unshared) `memory`."""
+    item = ffi.wasmtime_extern_t()
+    found = ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item))
+    if not found:
+        raise GuestFault("the module does not export its memory")
+    if _kind(item) != ffi.WASMTIME_EXTERN_MEMORY.value:
+        ffi.wasmtime_extern_delete(ctypes.byref(item))
+        raise GuestFault("the module's memory export is not a plain memory")
+    memory = ctypes.byref(item.of.memory)
+    base = ctypes.cast(ffi.wasmtime_memory_data(context, memory), ctypes.c_void_p).value
+    return GuestMemory(base or 0, int(ffi.wasmtime_memory_data_size(context, memory)))
+
+
+def shared_memory_view(shared: Any) -> GuestMemory:
+    """A view of a SharedMemory as it is now."""
+    base = ctypes.cast(ffi.wasmtime_sharedmemory_data(shared.ptr()), ctypes.c_void_p).value
+    return GuestMemory(base or 0, int(ffi.wasmtime_sharedmemory_data_size(shared.ptr())))
+
+
+def export_func(store: Any, instance: Any, name: str) -> Any | None:
+    """The exported function `name` of `instance`, or None."""
+    item = ffi.wasmtime_extern_t()
+    raw_name = name.encode()
+    found = ffi.wasmtime_instance_export_get(
+        store._context(), ctypes.byref(instance._instance), raw_name, len(raw_name),
+        ctypes.byref(item),
+    )
+    if not found:
+        return None
+    if _kind(item) != ffi.WASMTIME_EXTERN_FUNC.value:
+        ffi.wasmtime_extern_delete(ctypes.byref(item))
+        return None
+    return item.of.func
+
+
+def call_no_args(store: Any, func: Any) -> None:
+    """Call a `() -> ()` function; raise ExitTrap / Trap / WasmtimeError as wasmtime-py does."""
+    slots = (ffi.wasmtime_val_raw_t * 1)()
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call_unchecked(
+        store._context(), ctypes.byref(func), slots, 1, ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)

@@ -1,0 +1,82 @@
+"""The contract between the wasm layer and the host functions higher layers implement.
+
+A `HostFunction` names one import (module, name, i32/i64 signature) and a Python `impl`
+called as `impl(call, *args)`. `call.state` is the per-instance object given to
+`Launcher.run`; `call.memory()` is a bounds-checked view of the guest's linear memory. An impl
+ends the guest with a clear message by raising `GuestFault`. This module must not import
+wasmtime: the layers above use these types without touching the engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ValKind = Literal["i32", "i64"]
+U32_MASK = 0xFFFF_FFFF
+
+
+class GuestFault(Exception):
+    """Raised by a host function to stop the guest: it passed a bad pointer or argument."""
+
+
+class HostCall(Protocol):
+    """What a host function sees of the instance calling it."""
+
+    @property
+    def state(self) -> object:
+        """The object given to `Launcher.run` for this instance."""
+        ...
+
+    def memory(self) -> GuestMemory:
+        """The caller's linear memory, as it is now (it may grow between calls)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HostFunction:
+    """One function the host provides to guests under `module`.`name`."""
+
+    module: str
+    name: str
+    params: tuple[ValKind, ...]
+    results: tuple[ValKind, ...]
+    impl: Callable[..., int | None]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GuestMemory:
+    """A bounds-checked window on a guest's linear memory at one moment.
+
+    `base` is the host address of byte 0 and `size` the current length. Guest pointers
+    arrive as signed i32 values; they are read as unsigned 32-bit offsets.
+    """
+
+    base: int
+    size: int
+
+    def check(self, ptr: int, length: int, what: str = "buffer") -> int:
+        """The offset of `[ptr, ptr+length)` if it lies inside memory, else GuestFault."""
+        offset = ptr & U32_MASK
+        if length < 0:
+            raise GuestFault(f"{what} has a negative length ({length})")
+        if offset + length > self.size:
+            raise GuestFault(
+                f"{what} at {offset:#x} of {length} bytes lies outside the guest's memory"
+                f" ({self.size} bytes)"
+            )
+        return offset
+
+    def read(self, ptr: int, length: int, what: str = "buffer") -> bytes:
+        offset = self.check(ptr, length, what)
+        return ctypes.string_at(self.base + offset, length)
+
+    def write(self, ptr: int, data: bytes, what: str = "buffer") -> None:
+        offset = self.check(ptr, len(data), what)
+        ctypes.memmove(self.base + offset, data, len(data))

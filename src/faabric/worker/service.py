@@ -1,0 +1,211 @@
+"""A worker host: registers with the planner, runs the granules it is sent, reports results.
+
+The worker keeps one control connection to the planner. A reader loop takes `RunBatch`
+messages and queues each granule on a pool of slot threads; a keep-alive thread proves the
+worker is alive; each slot thread sends a `Report` when its granule ends. If the planner goes
+away the worker tries to re-register for `reconnect_for` seconds, then gives up. Running a
+granule is the runner's business; this module never touches wasm.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from faabric import __version__
+from faabric.errors import BrokenError, ClosedError, FaabricError, TimeoutError_, TransportError
+from faabric.messages.control import (
+    CONTROL_CODEC,
+    Goodbye,
+    KeepAlive,
+    Refused,
+    Register,
+    Registered,
+    Report,
+    RunBatch,
+    StopApp,
+)
+from faabric.messages.types import AppSpec, Failed, GranuleResult
+from faabric.transport.framing import FramedSocket, connect
+
+log = logging.getLogger(__name__)
+
+REGISTER_TIMEOUT = 10.0
+
+
+class Runner(Protocol):
+    """Runs one granule; must never raise for anything the guest does."""
+
+    def run(self, app_id: int, spec: AppSpec, index: int) -> GranuleResult:
+        """Run one granule to its end."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerAddress:
+    """Where the planner's control port is."""
+
+    host: str
+    control_port: int
+
+
+class RegistrationRefused(FaabricError):
+    """The planner refused this worker (e.g. its name is taken)."""
+
+
+class Worker:
+    """One worker host. `serve()` blocks until `stop()` or until the planner is lost for good."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        slots: int,
+        runner: Runner,
+        locate_planner: Callable[[], PlannerAddress],
+        reconnect_for: float,
+    ) -> None:
+        self.name = name
+        self.slots = slots
+        self._runner = runner
+        self._locate = locate_planner
+        self._reconnect_for = reconnect_for
+        self._tasks: queue.SimpleQueue[tuple[int, AppSpec, int] | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._conn: FramedSocket | None = None
+        self._conn_lock = threading.Lock()
+        self._stopped_apps: set[int] = set()
+        self._threads = [
+            threading.Thread(target=self._slot_loop, name=f"slot-{i}", daemon=True)
+            for i in range(slots)
+        ]
+
+    def serve(self) -> None:
+        """Register, then serve batches until stopped.
+
+        Raises:
+            FaabricError: the planner refused the worker or stayed unreachable.
+        """
+        for thread in self._threads:
+            thread.start()
+        conn, interval = self._register()
+        threading.Thread(target=self._keepalive_loop, args=(interval,), daemon=True).start()
+        while not self._stopping.is_set():
+            try:
+                self._read_loop(conn)
+            except ClosedError:
+                break
+            except TransportError as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning("lost the planner: %s; reconnecting", exc)
+                conn, _ = self._reconnect()
+
+    def stop(self, reason: str = "shutting down") -> None:
+        """Deregister and stop serving. Running granules are abandoned."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._conn_lock:
+            conn = self._conn
+        if conn is not None:
+            try:
+                conn.send(Goodbye(reason))
+            except TransportError:
+                pass
+            conn.close()
+        for _ in self._threads:
+            self._tasks.put(None)
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _register(self) -> tuple[FramedSocket, float]:
+        address = self._locate()
+        sock = connect(address.host, address.control_port, timeout=REGISTER_TIMEOUT)
+        conn = FramedSocket(sock, CONTROL_CODEC)
+        conn.send(Register(self.name, self.slots, __version__))
+        try:
+            answer = conn.recv(REGISTER_TIMEOUT)
+        except TimeoutError_ as exc:
+            conn.close()
+            raise BrokenError("the planner did not answer the registration") from exc
+        if isinstance(answer, Refused):
+            conn.close()
+            raise RegistrationRefused(f"the planner refused this worker: {answer.reason}")
+        if not isinstance(answer, Registered):
+            conn.close()
+            raise BrokenError(f"the planner answered {type(answer).__name__} to a registration")
+        with self._conn_lock:
+            self._conn = conn
+        log.info("registered as %s with %d slots", self.name, self.slots)
+        return conn, answer.keepalive_interval
+
+    def _reconnect(self) -> tuple[FramedSocket, float]:
+        deadline = time.monotonic() + self._reconnect_for
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                return self._register()
+            except RegistrationRefused:
+                raise
+            except FaabricError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise BrokenError(
+                        f"lost the planner and could not reconnect within "
+                        f"{self._reconnect_for:g} s: {exc}"
+                    ) from exc
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 2.0)
+        raise ClosedError("the worker is stopping")
+
+    def _read_loop(self, conn: FramedSocket) -> None:
+        while True:
+            message = conn.recv(timeout=None)
+            match message:
+                case RunBatch(batch):
+                    for index in batch.indices:
+                        self._tasks.put((batch.app_id, batch.spec, index))
+                case StopApp(app_id):
+                    # Granules not started yet are skipped; running ones go on to their end
+                    # or timeout (wasm cannot yet be interrupted from outside).
+                    with self._conn_lock:
+                        self._stopped_apps.add(app_id)
+                case Goodbye(reason):
+                    raise BrokenError(f"the planner said goodbye ({reason})")
+                case _:
+                    log.warning("unexpected %s from the planner", type(message).__name__)
+
+    def _keepalive_loop(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            self._send(KeepAlive())
+
+    def _send(self, message: KeepAlive | Report) -> None:
+        with self._conn_lock:
+            conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.send(message)
+        except TransportError as exc:
+            log.debug("could not send %s: %s", type(message).__name__, exc)
+
+    # -- granules -----------------------------------------------------------------------------
+
+    def _slot_loop(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            app_id, spec, index = task
+            with self._conn_lock:
+                stopped = app_id in self._stopped_apps
+            if stopped:
+                result = GranuleResult(app_id, index, self.name, Failed("cancelled"))
+            else:
+                result = self._runner.run(app_id, spec, index)
+            self._send(Report(result))

@@ -1,0 +1,2 @@
+/* Does nothing: measures the cost of starting a granule. */
+int main(void) { return 0; }

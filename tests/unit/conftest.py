@@ -1,0 +1,79 @@
+"""Fixtures for the toolchain, wasm and granule unit tests: guests compiled once per session,
+one engine per session, and a module cache backed by an in-memory blob store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from faabric.toolchain import build
+from faabric.wasm import ModuleCache, WasmEngine, module_digest
+
+GUESTS = Path(__file__).resolve().parent.parent / "guests"
+
+# name -> extra flags; every guest here must compile
+GUEST_FLAGS: dict[str, tuple[str, ...]] = {
+    "hello": (),
+    "noop": (),
+    "exit_code": (),
+    "trap": (),
+    "loop": (),
+    "echo_input": (),
+    "oom": (),
+    "unknown_import": (),
+    "threads": ("-pthread",),
+    "library": ("-nostartfiles", "-Wl,--no-entry", "-Wl,--export=add"),
+}
+
+
+@dataclass
+class BlobStore:
+    """Module bytes by digest, standing in for the planner's module store; counts fetches."""
+
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    fetches: int = 0
+
+    def put(self, data: bytes) -> str:
+        digest = module_digest(data)
+        self.blobs[digest] = data
+        return digest
+
+    def fetch(self, digest: str) -> bytes:
+        self.fetches += 1
+        return self.blobs[digest]
+
+
+@pytest.fixture(scope="session")
+def guest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("guest-builds")
+
+
+@pytest.fixture(scope="session")
+def guests(guest_dir: Path) -> dict[str, bytes]:
+    """Every guest of GUEST_FLAGS, compiled once: name -> wasm bytes."""
+    return {
+        name: build(GUESTS / f"{name}.c", flags=flags, cache_dir=guest_dir).read_bytes()
+        for name, flags in GUEST_FLAGS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[WasmEngine]:
+    with WasmEngine() as wasm_engine:
+        yield wasm_engine
+
+
+@pytest.fixture
+def blobs(guests: dict[str, bytes]) -> BlobStore:
+    store = BlobStore()
+    for data in guests.values():
+        store.put(data)
+    return store
+
+
+@pytest.fixture
+def modules(engine: WasmEngine, blobs: BlobStore, tmp_path: Path) -> ModuleCache:
+    return ModuleCache(engine, tmp_path / "native", blobs.fetch)

@@ -1,0 +1,105 @@
+"""The compiler driver and the cached build."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from faabric.errors import ToolchainError
+from faabric.toolchain import build, cc_main, default_flags_for
+from faabric.toolchain import builder as build_module
+from faabric.wasm import ModuleCache, WasmEngine
+
+GUESTS = Path(__file__).resolve().parent.parent / "guests"
+
+
+def _no_compiler(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the compiler ran")
+
+
+def test_build_is_cached_and_second_build_runs_no_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build(GUESTS / "noop.c", cache_dir=tmp_path)
+    assert first.read_bytes().startswith(b"\0asm")
+    monkeypatch.setattr(build_module.subprocess, "run", _no_compiler)
+    assert build(GUESTS / "noop.c", cache_dir=tmp_path) == first
+
+
+def test_different_flags_give_a_different_build(tmp_path: Path) -> None:
+    plain = build(GUESTS / "noop.c", cache_dir=tmp_path)
+    small = build(GUESTS / "noop.c", flags=("-Os",), cache_dir=tmp_path)
+    assert plain != small
+
+
+def test_compile_error_carries_the_diagnostics(tmp_path: Path) -> None:
+    with pytest.raises(ToolchainError) as caught:
+        build(GUESTS / "broken.c", cache_dir=tmp_path)
+    message = str(caught.value)
+    assert message.startswith("compiling broken.c failed:")
+    assert "undeclared_variable" in message
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_missing_compiler_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolchainError, match=r"clang-16 not found; install .*apt-get install"):
+        build(GUESTS / "noop.c", cache_dir=tmp_path)
+    assert cc_main(["app.c"], cxx=False) == 127
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("faabric cc: clang-16 not found")
+
+
+def test_missing_source(tmp_path: Path) -> None:
+    with pytest.raises(ToolchainError, match="cannot read"):
+        build(tmp_path / "nope.c", cache_dir=tmp_path)
+
+
+def test_cc_builds_a_runnable_module(tmp_path: Path, engine: WasmEngine) -> None:
+    out = tmp_path / "hello.wasm"
+    assert cc_main([str(GUESTS / "hello.c"), "-o", str(out)], cxx=False) == 0
+    cache = ModuleCache(engine, tmp_path, lambda digest: b"")
+    cache.get(cache.add(out.read_bytes()))
+
+
+def test_cc_reports_compile_errors_with_nonzero_status(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    status = cc_main([str(GUESTS / "broken.c"), "-o", str(tmp_path / "b.wasm")], cxx=False)
+    assert status != 0
+    assert "undeclared_variable" in capfd.readouterr().err
+
+
+def test_cxx_builds_with_libcxx(tmp_path: Path) -> None:
+    wasm = build(GUESTS / "hello.cpp", cache_dir=tmp_path)
+    assert wasm.read_bytes().startswith(b"\0asm")
+
+
+def test_thread_capable_build_imports_shared_memory(guests: dict[str, bytes]) -> None:
+    # The limits byte 0x03 marks a shared memory with a maximum in the import section.
+    assert b"\x03env\x06memory\x02\x03" in guests["threads"]
+
+
+def test_default_flags_for(tmp_path: Path) -> None:
+    omp = tmp_path / "omp.c"
+    omp.write_text("int main(void) {\n  #pragma omp parallel\n  {}\n  return 0;\n}\n")
+    pth = tmp_path / "pth.c"
+    pth.write_text("#include <pthread.h>\nint main(void) { return 0; }\n")
+    assert default_flags_for(omp) == ("-fopenmp",)
+    assert default_flags_for(pth) == ("-pthread",)
+    assert default_flags_for(GUESTS / "hello.c") == ()
+
+
+def test_driver_does_not_link_with_dash_c(tmp_path: Path) -> None:
+    obj = tmp_path / "noop.o"
+    assert cc_main(["-c", str(GUESTS / "noop.c"), "-o", str(obj)], cxx=False) == 0
+    assert obj.is_file()
+
+
+def test_subprocess_is_the_real_one() -> None:
+    assert build_module.subprocess is subprocess
