@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from faabric.errors import NotEnoughSlots, TransportError
+from faabric.errors import TransportError
 from faabric.messages.control import Registered, RunBatch, StopApp
 from faabric.messages.types import AppInfo, AppSpec, GranuleResult, HostInfo
 from faabric.planner.core import (
@@ -124,7 +124,7 @@ class PlannerService:
             commands = self._core.handle(AppSubmitted(app_id, spec))
         for command in commands:
             if isinstance(command, Reject) and command.app_id == app_id:
-                raise NotEnoughSlots(command.requested, command.available)
+                raise command.error()
         self._execute(commands)
         return app_id
 
