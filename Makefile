@@ -15,19 +15,22 @@ $(STAMP): pyproject.toml scripts/install-system-deps
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The demo main job: a Monte Carlo estimate of pi by 4 granules on an embedded cluster of
-# 2 worker processes with 2 slots each.
+# The demo main job: an MPI estimate of pi by 4 ranks on an embedded cluster of 2 worker
+# processes with 2 slots each.
 run: install
-	$(BIN)/faabric run -n 4 --hosts 2 --slots 2 examples/pi.c -- 2000000
+	$(BIN)/faabric run -n 4 --hosts 2 --slots 2 examples/mpi_pi.c -- 50000000
 
+# The suite compares MPI and OpenMP programs with the same C built natively, so it also
+# installs OpenMPI and the OpenMP runtime (the tests skip those comparisons without them).
 test: install
+	@scripts/install-system-deps --peers
 	$(BIN)/pytest -q
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
 bench: install
-	@scripts/install-system-deps --bench
+	@scripts/install-system-deps --peers
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 

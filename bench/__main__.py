@@ -18,53 +18,48 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, peers
-from bench.common import Row, fmt_rate, fmt_time, render_markdown, render_text, versus
+from bench import cluster, compute, granule_start, openmp, peers
+from bench import snapshot as snapshots
+from bench.common import (
+    Row,
+    Stats,
+    fmt_rate,
+    fmt_time,
+    render_markdown,
+    render_text,
+    versus,
+)
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-@contextlib.contextmanager
-def planner_nodelay() -> Iterator[bool]:
-    """Diagnostic: set TCP_NODELAY on the in-process planner's HTTP connections (the
-    socketserver's `disable_nagle_algorithm`); yields False when faabric already does."""
-    from faabric.planner import http
-
-    handler = http._Handler
-    if getattr(handler, "disable_nagle_algorithm", False):
-        yield False
-        return
-    handler.disable_nagle_algorithm = True
-    try:
-        yield True
-    finally:
-        handler.disable_nagle_algorithm = False
-
-
-def cluster_rows(res: cluster.ClusterResults, label: str, ray: peers.PeerResults | None,
-                 pool: peers.PeerResults) -> list[Row]:
+def cluster_rows(res: cluster.ClusterResults, two_workers: Stats | None,
+                 ray: peers.PeerResults | None, pool: peers.PeerResults) -> list[Row]:
     rows = []
     for peer in (ray, pool):
         name = "Ray" if peer is ray else pool.name
         goal, limit = ("<= 1.0x Ray", 1.0) if peer is ray else ("", None)
-        rows.append(versus(f"no-op latency median{label}", res.latency.median, name,
+        rows.append(versus("no-op latency median", res.latency.median, name,
                            peer.latency.median if peer else None, fmt=fmt_time, goal=goal,
                            limit=limit))
-        rows.append(versus(f"no-op latency p99{label}", res.latency.p99, name,
+        rows.append(versus("no-op latency p99", res.latency.p99, name,
                            peer.latency.p99 if peer else None, fmt=fmt_time))
     for peer in (ray, pool):
         name = "Ray" if peer is ray else pool.name
         goal, limit = (">= 2.0x Ray", 2.0) if peer is ray else ("", None)
         theirs = peer.rate.median if peer else None
-        rows.append(versus(f"1,000 no-op, 1-granule apps, {res.threads} threads{label}",
-                           res.rate_single.median, name, theirs, fmt=fmt_rate, goal=goal,
+        rows.append(versus("1,000 no-op 1-granule apps, 1 batch + 1 wait (1 worker x 2 slots)",
+                           res.rate_batch.median, name, theirs, fmt=fmt_rate, goal=goal,
                            limit=limit, higher_is_better=True))
-        rows.append(versus(f"1,000 no-op, {res.full_size}-granule apps{label}",
-                           res.rate_full.median, name, theirs, fmt=fmt_rate, goal=goal,
-                           limit=limit, higher_is_better=True))
+        if two_workers is not None:
+            rows.append(versus("1,000 no-op 1-granule apps, 1 batch + 1 wait "
+                               "(2 workers x 1 slot) [diag]", two_workers.median, name, theirs,
+                               fmt=fmt_rate, higher_is_better=True))
+        rows.append(versus(f"1,000 no-op 1-granule apps, 1 request each, {res.threads} threads",
+                           res.rate_requests.median, name, theirs, fmt=fmt_rate,
+                           higher_is_better=True))
     return rows
 
 
@@ -75,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads (throughput)")
     parser.add_argument("--no-ray", action="store_true", help="skip Ray")
     parser.add_argument("--no-diagnostics", action="store_true",
-                        help="skip the TCP_NODELAY planner variant")
+                        help="skip the [diag] variants of the cluster rows")
     args = parser.parse_args(argv)
     quick = args.quick
-    samples, rounds, runs = (100, 1, 1) if quick else (300, 3, 3)
+    samples, runs = (100, 1) if quick else (300, 3)
+    rate_rounds = 3 if quick else 7  # throughput rounds are short (~0.3 s): take several
     notes: list[str] = []
     rows: list[Row] = []
 
@@ -100,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(versus(f"{what}, wasm +simd128, no epoch checks [diag]",
                                k.simd_no_epoch, "native clang-16 -O2", k.native, fmt=fmt_time))
 
+        say("5. OpenMP: wasm teams vs native libomp")
+        measured = openmp.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick)
+        rows += openmp.rows(measured)
+        notes += openmp.speedups(measured)
+
+        say("6. snapshots: ship, restore, dirty pages, diff, merge (64 MiB and 1 GiB)")
+        rows += snapshots.measure(quick, notes)
+
         say("3. granule start from a cached module")
         start = granule_start.measure(noop, samples=100 if quick else 500, native_dir=native)
         rows.append(Row("granule start (cached module), median", fmt_time(start.granule.median),
@@ -109,20 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(versus("granule start (cached module), p99", start.granule.p99,
                            "native posix_spawn+wait", start.native_spawn.p99, fmt=fmt_time))
 
-        say("1-2. faabric through the planner (as shipped)")
-        kw = dict(hosts=1, slots=2, latency_samples=samples, granules=1000, threads=args.threads)
-        shipped = cluster.measure(noop, rounds=1 if quick else 2, **kw)  # slow: ~45 ms/call
-        patched = None
+        say("1-2. faabric through the planner")
+        shipped = cluster.measure(noop, hosts=1, slots=2, latency_samples=samples,
+                                  granules=1000, rounds=rate_rounds, threads=args.threads)
+        two_workers = None
         if not args.no_diagnostics:
-            say("1-2. faabric through the planner, TCP_NODELAY on planner HTTP [diag]")
-            with planner_nodelay() as applied:
-                if applied:
-                    patched = cluster.measure(noop, rounds=rounds, **kw)
-                else:
-                    notes.append("the planner already sets TCP_NODELAY: no [nodelay] variant.")
+            say("2. faabric batch throughput on 2 workers x 1 slot [diag]")
+            two_workers = cluster.measure_batch(noop, hosts=2, slots=1, granules=1000,
+                                                rounds=rate_rounds)
 
     say("1-2. ProcessPoolExecutor(2)")
-    pool = peers.measure_pool(latency_samples=samples, tasks=1000, rounds=rounds)
+    pool = peers.measure_pool(latency_samples=samples, tasks=1000, rounds=rate_rounds)
     ray = None
     if args.no_ray:
         notes.append("Ray skipped (--no-ray): its rows say 'skipped'.")
@@ -130,13 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"Ray is not installed ({why}): its rows say 'skipped'.")
     else:
         say("1-2. Ray")
-        ray = peers.measure_ray(latency_samples=samples, tasks=1000, rounds=rounds)
+        ray = peers.measure_ray(latency_samples=samples, tasks=1000, rounds=rate_rounds)
         notes.append(f"Ray {ray.version if ray else '?'}, ray.init(num_cpus=2, "
                      "include_dashboard=False).")
 
-    rows = [*cluster_rows(shipped, "", ray, pool),
-            *(cluster_rows(patched, " [nodelay diag]", ray, pool) if patched else []),
-            *rows]
+    rows = [*cluster_rows(shipped, two_workers, ray, pool), *rows]
     context = describe_machine(quick)
     print()
     print(context)

@@ -7,11 +7,14 @@ errors.
 
 * latency: each sample is one `client.submit(app, wait=30)`, a single HTTP round trip that
   returns when the granule has finished.
-* throughput: `count` single-granule apps submitted by `threads` threads, each with its own
-  `PlannerClient` (so its own keep-alive connection), each waiting for its own apps; the clock
-  runs from the first submit to the last finished app. A second variant submits apps that
-  fill every slot of the cluster (size = hosts x slots), so the same number of granules
-  costs fewer HTTP round trips.
+* throughput, batch (the fast path): one client submits `count` independent single-granule
+  apps in one `POST /v1/apps/batch`, then waits for all of them with one
+  `GET /v1/apps?ids=...&wait=...` (answered when the last one finishes); every result is
+  checked. The clock runs from the submission to the answer. The peer is Ray's `count`
+  `f.remote()` followed by one `ray.get` of them all.
+* throughput, one request per app: the same apps submitted by `threads` threads, each with
+  its own `PlannerClient` (so its own keep-alive connection), each `submit(app, wait=30)` in
+  a loop; the clock runs from the first submit to the last finished app.
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ WAIT = 30.0
 @dataclass(frozen=True, slots=True)
 class ClusterResults:
     latency: Stats
-    rate_single: Stats  # granules/s, single-granule apps
-    rate_full: Stats  # granules/s, apps filling the cluster
-    full_size: int
+    rate_batch: Stats  # granules/s, single-granule apps, one batch and one wait
+    rate_requests: Stats  # granules/s, single-granule apps, one request each
     threads: int
 
 
@@ -78,6 +80,40 @@ def _throughput(url: str, app: dict[str, Any], apps: int, threads: int) -> float
     return apps * app["size"] / elapsed
 
 
+def _batch_throughput(url: str, app: dict[str, Any], apps: int) -> float:
+    """Granules per second for `apps` copies of `app` in one batch, waited for in one call."""
+    from faabric.planner.client import PlannerClient
+
+    client = PlannerClient(url)
+    try:
+        client.health()  # open the connection before the clock starts
+        start = now()
+        ids = client.submit_batch([app] * apps)
+        docs = client.wait_apps(ids, WAIT)
+        elapsed = now() - start
+    finally:
+        client.close()
+    for doc in docs:
+        _check(doc)
+    return apps * app["size"] / elapsed
+
+
+def _warm_up(url: str, noop_wasm: bytes, submits: int) -> dict[str, Any]:
+    """Upload the module and run it until every worker has fetched and compiled it."""
+    from faabric.planner.client import PlannerClient
+
+    client = PlannerClient(url)
+    try:
+        digest = client.upload_module(noop_wasm)
+        app = {"module": digest, "size": 1, "program": "noop"}
+        for _ in range(submits):
+            _check(client.submit(app, wait=WAIT))
+        _batch_throughput(url, app, 200)
+    finally:
+        client.close()
+    return app
+
+
 def measure(noop_wasm: bytes, *, hosts: int, slots: int, latency_samples: int,
             granules: int, rounds: int, threads: int) -> ClusterResults:
     """Start a cluster, warm it up, measure latency then throughput, and tear it down."""
@@ -86,24 +122,28 @@ def measure(noop_wasm: bytes, *, hosts: int, slots: int, latency_samples: int,
 
     logging.getLogger("faabric").setLevel(logging.WARNING)
     with EmbeddedCluster(hosts=hosts, slots=slots) as cluster:
+        app = _warm_up(cluster.url, noop_wasm, max(20, hosts * slots * 4))
         client = PlannerClient(cluster.url)
         try:
-            digest = client.upload_module(noop_wasm)
-            app = {"module": digest, "size": 1, "program": "noop"}
-            # warm-up: every worker fetches and compiles the module, connections open
-            for _ in range(max(20, hosts * slots * 4)):
-                _check(client.submit(app, wait=WAIT))
             samples = time_calls(lambda: _check(client.submit(app, wait=WAIT)),
                                  latency_samples, warmup=10)
         finally:
             client.close()
-        single = [_throughput(cluster.url, app, granules, threads) for _ in range(rounds)]
-        full_size = hosts * slots
-        full_app = {**app, "size": full_size}
-        full = [_throughput(cluster.url, full_app, granules // full_size, threads)
-                for _ in range(rounds)]
-    return ClusterResults(Stats.of(samples), Stats.of(single), Stats.of(full), full_size,
-                          threads)
+        batch = [_batch_throughput(cluster.url, app, granules) for _ in range(rounds)]
+        requests = [_throughput(cluster.url, app, granules, threads) for _ in range(rounds)]
+    return ClusterResults(Stats.of(samples), Stats.of(batch), Stats.of(requests), threads)
+
+
+def measure_batch(noop_wasm: bytes, *, hosts: int, slots: int, granules: int,
+                  rounds: int) -> Stats:
+    """Only the batch throughput, on a cluster of `hosts` x `slots` (granules/s)."""
+    from faabric.runtime import EmbeddedCluster
+
+    logging.getLogger("faabric").setLevel(logging.WARNING)
+    with EmbeddedCluster(hosts=hosts, slots=slots) as cluster:
+        app = _warm_up(cluster.url, noop_wasm, max(20, hosts * slots * 4))
+        return Stats.of([_batch_throughput(cluster.url, app, granules)
+                         for _ in range(rounds)])
 
 
 def build_noop(cache_dir: Path) -> bytes:

@@ -57,7 +57,7 @@ def _parse(stdout: bytes | str) -> float:
 
 def measure(*, runs: int, cache_dir: Path, native_dir: Path, quick: bool) -> list[KernelResult]:
     from faabric.granule import GranuleRunner
-    from faabric.messages.types import AppSpec, Exited
+    from faabric.messages.types import AppSpec, Batch, Exited
     from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
     results = []
@@ -73,7 +73,7 @@ def measure(*, runs: int, cache_dir: Path, native_dir: Path, quick: bool) -> lis
             modules.get(digest)  # compile before timing anything
             times = []
             for _ in range(runs):
-                result = runner.run(1, spec, 0)
+                result = runner.run(Batch(1, spec, (0,)), 0)
                 if result.outcome != Exited(0):
                     raise RuntimeError(f"{name}: {result.outcome} {result.stderr!r}")
                 times.append(_parse(result.stdout))

@@ -25,7 +25,7 @@ class StartResults:
 
 def measure(noop_wasm: bytes, *, samples: int, native_dir: Path) -> StartResults:
     from faabric.granule import GranuleRunner
-    from faabric.messages.types import AppSpec, Exited
+    from faabric.messages.types import AppSpec, Batch, Exited
     from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
     digest = module_digest(noop_wasm)
@@ -33,10 +33,11 @@ def measure(noop_wasm: bytes, *, samples: int, native_dir: Path) -> StartResults
         modules = ModuleCache(engine, Path(tmp), fetch=lambda _: noop_wasm)
         runner = GranuleRunner(engine, modules, host="bench")
         spec = AppSpec(module=digest, size=1, program="noop")
-        first = runner.run(1, spec, 0)  # compiles and links
+        batch = Batch(1, spec, (0,))
+        first = runner.run(batch, 0)  # compiles and links
         if first.outcome != Exited(0):
             raise RuntimeError(f"the no-op granule did not exit 0: {first.outcome}")
-        granule = time_calls(lambda: runner.run(1, spec, 0), samples, warmup=50)
+        granule = time_calls(lambda: runner.run(batch, 0), samples, warmup=50)
 
     binary = str(build_native(KERNEL_DIR / "noop.c", native_dir))
 

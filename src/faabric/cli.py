@@ -211,8 +211,10 @@ def format_status(status: dict[str, Any]) -> str:
         for p in app["placement"]:
             where.setdefault(p["host"], []).append(p["index"])
         spread = ", ".join(f"{h}: {_ranges(ix)}" for h, ix in sorted(where.items()))
+        scaled = ", ".join(f"{s['host']}: +{s['slots']}" for s in app.get("scaled", []))
         lines.append(f"  app {app['app_id']}  {app['program']}  {app['state']}  "
-                     f"{app['done']}/{app['size']} done" + (f"  [{spread}]" if spread else ""))
+                     f"{app['done']}/{app['size']} done" + (f"  [{spread}]" if spread else "")
+                     + (f"  scaled [{scaled}]" if scaled else ""))
     return "\n".join(lines)
 
 

@@ -15,6 +15,8 @@ of the package: every layer imports it.
     │   ├── BrokenError      the peer went away or sent garbage
     │   └── TimeoutError_    no answer within the deadline
     ├── ApiError             the planner's HTTP API answered with an error status
+    ├── SnapshotError        a snapshot, diff or merge region does not fit the memory
+    │   └── TrackingUnavailable  the kernel or permissions refuse a dirty-tracking mechanism
     └── InternalError        a bug in faabric
 """
 
@@ -75,6 +77,14 @@ class ApiError(FaabricError):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class SnapshotError(FaabricError):
+    """A snapshot, diff or merge region cannot be applied to the memory it was given."""
+
+
+class TrackingUnavailable(SnapshotError):
+    """A dirty-tracking mechanism is refused by this kernel or these permissions."""
 
 
 class InternalError(FaabricError):

@@ -91,9 +91,11 @@ def report(doc: dict[str, Any], waited: float) -> int:
     failed = [r for r in doc["results"] if r["status"] != 0]
     if not failed:
         return 0
-    first = failed[0]
+    # The granule that failed first is usually the cause (e.g. the MPI rank that trapped).
+    first = min(failed, key=lambda r: (r["finished"], r["index"]))
     where = f" on {first['host']}" if first["host"] else ""
-    prefix = f"{len(failed)} of {doc['size']} granules failed; first: " if len(failed) > 1 else ""
+    prefix = (f"{len(failed)} of {doc['size']} granules failed; first to fail: "
+              if len(failed) > 1 else "")
     print(f"faabric: {prefix}granule {first['index']}{where} {first['outcome']['message']}",
           file=sys.stderr)
     return int(first["status"]) or 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,10 +21,14 @@ from types import TracebackType
 from faabric.config import PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
+from faabric.granule.team_slots import TeamSlots
+from faabric.mpi.network import DataPlane
+from faabric.mpi.worlds import Worlds
 from faabric.planner.client import PlannerClient
 from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
 from faabric.planner.service import PlannerService
+from faabric.threads import ThreadPolicy, thread_functions
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
 from faabric.worker.service import PlannerAddress, Worker
@@ -95,7 +100,17 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     engine = WasmEngine()
     modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
     name = config.host_name()
-    runner = GranuleRunner(engine, modules, host=name)
+    data_plane = DataPlane(_local_address_towards(client.host))
+    worlds = Worlds(name, data_plane)
+    data_plane.start(worlds)
+    team_slots = TeamSlots(
+        lambda app_id, count: worker.scaling.request(app_id, count),
+        lambda app_id, count: worker.scaling.release(app_id, count),
+        team_size=config.slots,
+    )
+    threads = thread_functions(ThreadPolicy(default_team=config.slots), team_slots)
+    runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
+                           extra_functions=threads)
 
     def locate() -> PlannerAddress:
         return PlannerAddress(client.host, int(client.config()["control_port"]))
@@ -106,13 +121,26 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         runner=runner,
         locate_planner=locate,
         reconnect_for=config.reconnect_for,
+        data_address=data_plane.address,
     )
 
     def release() -> None:
+        data_plane.close()
         client.close()
         engine.close()
 
     return worker, release
+
+
+def _local_address_towards(host: str) -> str:
+    """This machine's IP address on the route to `host` (where other workers can reach us)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((socket.gethostbyname(host), 9))  # no packet is sent
+            address: str = probe.getsockname()[0]
+            return address
+    except OSError as exc:
+        raise FaabricError(f"cannot find a local address towards {host}: {exc}") from exc
 
 
 class EmbeddedCluster:

@@ -21,6 +21,10 @@ from faabric.messages.control import (
     Registered,
     Report,
     RunBatch,
+    ScaleGranted,
+    ScaleRefused,
+    ScaleRelease,
+    ScaleRequest,
     StopApp,
 )
 from faabric.messages.types import (
@@ -69,6 +73,10 @@ MESSAGES = [
     RunBatch(Batch(5, AppSpec("cd" * 32, 1), ())),
     StopApp(4),
     Goodbye("shutting down"),
+    ScaleRequest(4, 17, 3),
+    ScaleGranted(17, (("host-1", 2), ("host-2", 1))),
+    ScaleRefused(18, "3 slots asked, 1 free", 1),
+    ScaleRelease(4, 2),
     *(Report(_result(outcome)) for outcome in OUTCOMES),
 ]
 

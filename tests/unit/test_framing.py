@@ -226,3 +226,28 @@ def test_recv_without_timeout_waits_longer_than_io_timeout() -> None:
         timer.join(TIMEOUT)
         left.close()
         right.close()
+
+
+def test_several_messages_in_one_write(pair: tuple[FramedSocket, FramedSocket]) -> None:
+    left, right = pair
+    big = Report(GranuleResult(1, 0, "h", Exited(0), stdout=b"\x01" * 200_000))
+    messages = [KeepAlive(), Goodbye("a"), big, Goodbye("b"), *([KeepAlive()] * 500)]
+    left.send_many(messages)
+    assert [right.recv(TIMEOUT) for _ in messages] == messages
+    # Everything buffered was consumed: the next recv waits for the wire again.
+    with pytest.raises(TimeoutError_):
+        right.recv(0.01)
+
+
+def test_frames_split_across_reads_are_joined() -> None:
+    a, b = tcp_pair()
+    receiver = FramedSocket(b, CONTROL_CODEC, io_timeout=TIMEOUT)
+    body = CONTROL_CODEC.encode(Goodbye("split"))
+    wire = (struct.pack(">I", len(body)) + body) * 2
+    for cut in (2, len(wire) // 2 + 1):  # inside the header, then inside the second body
+        a.sendall(wire[:cut])
+        time.sleep(0.02)
+        a.sendall(wire[cut:])
+        assert [receiver.recv(TIMEOUT) for _ in range(2)] == [Goodbye("split")] * 2
+    a.close()
+    receiver.close()

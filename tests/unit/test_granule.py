@@ -10,13 +10,17 @@ import pytest
 from conftest import BlobStore
 
 from faabric.granule import GranuleRunner
-from faabric.messages.types import AppSpec, Exited, Failed, TimedOut, Trapped
+from faabric.messages.types import AppSpec, Batch, Exited, Failed, TimedOut, Trapped
 from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
 
 @pytest.fixture
 def runner(engine: WasmEngine, modules: ModuleCache) -> GranuleRunner:
     return GranuleRunner(engine, modules, "host-a")
+
+
+def _one(app_id: int, spec: AppSpec) -> Batch:
+    return Batch(app_id, spec, (0,))
 
 
 def _spec(guests: dict[str, bytes], name: str, **fields: object) -> AppSpec:
@@ -28,7 +32,7 @@ def test_hello_sees_index_argv_env_and_captures_streams(
     runner: GranuleRunner, guests: dict[str, bytes]
 ) -> None:
     spec = _spec(guests, "hello", size=4, args=("one", "two"), env=(("GREETING", "hi"),))
-    result = runner.run(7, spec, 2)
+    result = runner.run(Batch(7, spec, (2,)), 2)
     assert result.outcome == Exited(0)
     assert result.stdout == (
         b"granule 2 of 4\nargv[0]=hello\nargv[1]=one\nargv[2]=two\nGREETING=hi\n"
@@ -39,37 +43,37 @@ def test_hello_sees_index_argv_env_and_captures_streams(
 
 
 def test_exit_codes(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
-    assert runner.run(1, _spec(guests, "exit_code", args=("0",)), 0).outcome == Exited(0)
-    assert runner.run(1, _spec(guests, "exit_code", args=("42",)), 0).outcome == Exited(42)
-    exited = runner.run(1, _spec(guests, "exit_code", args=("3", "exit")), 0)
+    assert runner.run(_one(1, _spec(guests, "exit_code", args=("0",))), 0).outcome == Exited(0)
+    assert runner.run(_one(1, _spec(guests, "exit_code", args=("42",))), 0).outcome == Exited(42)
+    exited = runner.run(_one(1, _spec(guests, "exit_code", args=("3", "exit"))), 0)
     assert exited.outcome == Exited(3)
 
 
 def test_trap(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
-    result = runner.run(1, _spec(guests, "trap"), 0)
+    result = runner.run(_one(1, _spec(guests, "trap")), 0)
     assert result.outcome == Trapped("wasm trap: out of bounds memory access")
     assert result.stdout == b"about to trap\n"
 
 
 def test_timeout(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
     began = time.monotonic()
-    result = runner.run(1, _spec(guests, "loop", timeout=0.3), 0)
+    result = runner.run(_one(1, _spec(guests, "loop", timeout=0.3)), 0)
     assert result.outcome == TimedOut(0.3)
     assert 0.25 < time.monotonic() - began < 2.0
 
 
 def test_input_to_output(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
-    result = runner.run(1, _spec(guests, "echo_input", input=b"payload \x00\xff"), 0)
+    result = runner.run(_one(1, _spec(guests, "echo_input", input=b"payload \x00\xff")), 0)
     assert result.outcome == Exited(0)
     assert result.output == b"10:payload \x00\xff"
-    empty = runner.run(1, _spec(guests, "echo_input"), 0)
+    empty = runner.run(_one(1, _spec(guests, "echo_input")), 0)
     assert empty.output == b"0:"
 
 
 def test_bad_pointer_ends_the_granule_with_a_clear_message(
     runner: GranuleRunner, guests: dict[str, bytes]
 ) -> None:
-    result = runner.run(1, _spec(guests, "echo_input", args=("bad",), input=b"x" * 10), 0)
+    result = runner.run(_one(1, _spec(guests, "echo_input", args=("bad",), input=b"x" * 10)), 0)
     assert isinstance(result.outcome, Trapped)
     assert result.outcome.message.startswith(
         "faabric.faabric_read_input: input buffer at 0xffffff00 of 10 bytes lies outside"
@@ -77,7 +81,7 @@ def test_bad_pointer_ends_the_granule_with_a_clear_message(
 
 
 def test_memory_limit(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
-    result = runner.run(1, _spec(guests, "oom", memory_limit=16 << 20), 0)
+    result = runner.run(_one(1, _spec(guests, "oom", memory_limit=16 << 20)), 0)
     assert result.outcome == Exited(3)
     assert 8 <= int(result.stdout.split()[1]) < 16
 
@@ -85,27 +89,29 @@ def test_memory_limit(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
 def test_unknown_module_and_unknown_import_fail(
     runner: GranuleRunner, guests: dict[str, bytes]
 ) -> None:
-    missing = runner.run(1, AppSpec(module="f" * 64, size=1), 0)
+    missing = runner.run(_one(1, AppSpec(module="f" * 64, size=1)), 0)
     assert isinstance(missing.outcome, Failed)
     assert "cannot fetch module" in missing.outcome.reason
-    unknown = runner.run(1, _spec(guests, "unknown_import"), 0)
+    unknown = runner.run(_one(1, _spec(guests, "unknown_import")), 0)
     assert unknown.outcome == Failed(
         "the module imports env.not_provided, which faabric does not provide"
     )
 
 
 def test_thread_capable_build_runs(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
-    result = runner.run(1, _spec(guests, "threads"), 0)
+    result = runner.run(_one(1, _spec(guests, "threads")), 0)
     assert result.outcome == Exited(0)
     assert result.stdout == b"sum=4950\n"
-    small = runner.run(1, _spec(guests, "threads", memory_limit=65536), 0)
+    small = runner.run(_one(1, _spec(guests, "threads", memory_limit=65536)), 0)
     assert isinstance(small.outcome, Failed)
 
 
 def test_eight_granules_on_four_threads(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
     spec = _spec(guests, "hello", size=8)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda index: runner.run(5, spec, index), range(8)))
+        results = list(
+            pool.map(lambda index: runner.run(Batch(5, spec, (index,)), index), range(8))
+        )
     for index, result in enumerate(results):
         assert result.outcome == Exited(0)
         assert result.stdout.startswith(f"granule {index} of 8\n".encode())
@@ -119,7 +125,7 @@ def test_concurrent_mixed_outcomes(runner: GranuleRunner, guests: dict[str, byte
         (_spec(guests, "echo_input", args=("bad",)), None),
     ] * 2
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda item: runner.run(1, item[0], 0), specs))
+        results = list(pool.map(lambda item: runner.run(_one(1, item[0]), 0), specs))
     for (_, expected), result in zip(specs, results, strict=True):
         if expected is None:
             assert isinstance(result.outcome, Trapped)
@@ -131,11 +137,11 @@ def test_granule_start_is_fast(
     runner: GranuleRunner, guests: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _spec(guests, "noop")
-    runner.run(1, spec, 0)  # compile and link once
+    runner.run(_one(1, spec), 0)  # compile and link once
     times = []
     for _ in range(200):
         began = time.perf_counter()
-        result = runner.run(1, spec, 0)
+        result = runner.run(_one(1, spec), 0)
         times.append(time.perf_counter() - began)
         assert result.outcome == Exited(0)
     median = statistics.median(times)
@@ -149,9 +155,9 @@ def test_native_cache_shared_by_a_second_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     spec = _spec(guests, "hello")
-    assert GranuleRunner(engine, modules, "a").run(1, spec, 0).outcome == Exited(0)
+    assert GranuleRunner(engine, modules, "a").run(Batch(1, spec, (0,)), 0).outcome == Exited(0)
     fetches = blobs.fetches
     cache_dir = modules.native_path(spec.module).parent
     again = ModuleCache(engine, cache_dir, blobs.fetch)
-    assert GranuleRunner(engine, again, "b").run(1, spec, 0).outcome == Exited(0)
+    assert GranuleRunner(engine, again, "b").run(Batch(1, spec, (0,)), 0).outcome == Exited(0)
     assert blobs.fetches == fetches

@@ -17,24 +17,20 @@ from typing import Any
 
 import msgpack
 import pytest
+from planner_fakes import FakeWorker
 
 from faabric import __version__
 from faabric.config import PlannerConfig
-from faabric.errors import ApiError, ClosedError, TimeoutError_, TransportError
+from faabric.errors import ApiError, ClosedError
 from faabric.messages.control import (
-    CONTROL_CODEC,
     KeepAlive,
-    Register,
     Registered,
     Report,
-    RunBatch,
-    StopApp,
 )
-from faabric.messages.types import Batch, Exited, Failed, GranuleResult, Outcome, Trapped
+from faabric.messages.types import Exited, Failed, GranuleResult, Trapped
 from faabric.planner.client import PlannerClient
 from faabric.planner.http import _ROUTES
 from faabric.runtime import RunningPlanner
-from faabric.transport.framing import FramedSocket, connect
 
 TIMEOUT = 5.0
 MODULE = b"\0asm\x01\0\0\0" + b"fake module, never compiled"
@@ -99,52 +95,6 @@ class Http:
 
     def close(self) -> None:
         self.conn.close()
-
-
-class FakeWorker:
-    """A worker that registers over the control port and reports results built by the test."""
-
-    def __init__(self, planner: RunningPlanner, name: str, slots: int) -> None:
-        self.name = name
-        sock = connect("127.0.0.1", planner.control.port, timeout=TIMEOUT)
-        self.conn = FramedSocket(sock, CONTROL_CODEC, io_timeout=TIMEOUT)
-        self.conn.send(Register(name, slots, __version__))
-        self.first = self.conn.recv(TIMEOUT)
-        self.batches: queue.Queue[Batch] = queue.Queue()
-        self.stops: queue.Queue[int] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while not self.conn.closed:
-            try:
-                message = self.conn.recv(timeout=0.05)
-            except TimeoutError_:
-                continue
-            except TransportError:
-                return
-            if isinstance(message, RunBatch):
-                self.batches.put(message.batch)
-            elif isinstance(message, StopApp):
-                self.stops.put(message.app_id)
-
-    def next_batch(self) -> Batch:
-        try:
-            return self.batches.get(timeout=TIMEOUT)
-        except queue.Empty:
-            pytest.fail(f"{self.name} received no batch within {TIMEOUT} s")
-
-    def report(self, batch: Batch, index: int, outcome: Outcome = SUCCESS, **kw: Any) -> None:
-        result = GranuleResult(batch.app_id, index, self.name, outcome, **kw)
-        self.conn.send(Report(result))
-
-    def finish(self, batch: Batch, outcome: Outcome = SUCCESS) -> None:
-        for index in batch.indices:
-            self.report(batch, index, outcome)
-
-    def close(self) -> None:
-        self.conn.close()
-        self._reader.join(timeout=TIMEOUT)
 
 
 def start_planner(**overrides: Any) -> RunningPlanner:

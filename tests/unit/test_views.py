@@ -21,11 +21,14 @@ from faabric.messages.types import (
 from faabric.planner.core import AppView
 from faabric.planner.views import (
     MAX_APP_SIZE,
+    MAX_BATCH,
     app_document,
     app_info_document,
     host_document,
     outcome_document,
     parse_app_spec,
+    parse_batch,
+    parse_ids,
     result_document,
 )
 
@@ -227,7 +230,7 @@ def test_in_flight_app_document_has_no_status() -> None:
 
 def test_host_and_app_info_documents() -> None:
     assert host_document(HostInfo("h", 4, 1)) == {"name": "h", "slots": 4, "used": 1}
-    info = AppInfo(3, "p", 2, AppState.RUNNING, ((0, "a"), (1, "b")), done=1)
+    info = AppInfo(3, "p", 2, AppState.RUNNING, ((0, "a"), (1, "b")), done=1, scaled=(("b", 2),))
     assert app_info_document(info) == {
         "app_id": 3,
         "program": "p",
@@ -235,9 +238,59 @@ def test_host_and_app_info_documents() -> None:
         "state": "running",
         "done": 1,
         "placement": [{"index": 0, "host": "a"}, {"index": 1, "host": "b"}],
+        "scaled": [{"host": "b", "slots": 2}],
     }
 
 
 def test_bytes_key_is_refused() -> None:
     with pytest.raises(ValueError, match="field name must be a string"):
         parse_app_spec({"module": DIGEST, b"size": 2})
+
+
+# -- batches, id lists and scale changes -------------------------------------------------------
+
+
+def test_batch_of_specs() -> None:
+    specs = parse_batch({"apps": [{"module": DIGEST}, {"module": DIGEST, "size": 3}]})
+    assert specs == [AppSpec(module=DIGEST, size=1), AppSpec(module=DIGEST, size=3)]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([{"module": DIGEST}], "one field, 'apps'"),
+        ({"apps": [{"module": DIGEST}], "wait": 1}, "one field, 'apps'"),
+        ({"apps": []}, f"1 to {MAX_BATCH} apps"),
+        ({"apps": {"module": DIGEST}}, "must be a list"),
+        ({"apps": [{"module": DIGEST}] * (MAX_BATCH + 1)}, f"1 to {MAX_BATCH} apps"),
+        ({"apps": [{"module": DIGEST}, {"module": DIGEST, "size": 0}]}, r"apps\[1\]: 'size'"),
+        ({"apps": [{"module": DIGEST}, 7]}, r"apps\[1\]: the body must be a JSON object"),
+    ],
+)
+def test_bad_batch(doc: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_batch(doc)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [("7", [7]), ("4,7-9", [4, 7, 8, 9]), ("3-3,1", [3, 1]), (f"1-{MAX_BATCH}", None)],
+)
+def test_id_lists(text: str, ids: list[int] | None) -> None:
+    assert parse_ids(text) == (ids if ids is not None else list(range(1, MAX_BATCH + 1)))
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "1,", "-3", "1-", "5-4", "1--2", " 1", f"1-{MAX_BATCH + 1}", "1" * 19]
+)
+def test_bad_id_lists(text: str) -> None:
+    with pytest.raises(ValueError, match="'ids'"):
+        parse_ids(text)
+
+
+def test_app_document_shows_granted_slots() -> None:
+    view = AppView(
+        7, AppSpec(DIGEST, 1), AppState.RUNNING, ((0, "a"),), (), 1.0, 2.0, None, (("a", 3),)
+    )
+    assert app_document(view, binary=True)["scaled"] == [{"host": "a", "slots": 3}]
+

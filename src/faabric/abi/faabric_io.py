@@ -43,9 +43,10 @@ class GranuleIO:
 
 def _io(call: HostCall) -> GranuleIO:
     state = call.state
-    if not isinstance(state, GranuleIO):
+    io = getattr(state, "io", state)
+    if not isinstance(io, GranuleIO):
         raise GuestFault("no granule state is attached to this instance")
-    return state
+    return io
 
 
 def input_size(call: HostCall) -> int:

@@ -2,24 +2,35 @@
 
 `GranuleRunner.run` never raises for anything the guest or its module does: every failure is
 an `Outcome` in the result. It is safe to call from many threads at once (the worker runs one
-granule per slot thread). It must not schedule, talk to the planner or decide placement.
+granule per slot thread). A granule whose module imports the MPI interface joins its app's
+MPI world for its run and leaves it when it ends. It must not schedule, talk to the planner
+or decide placement.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from faabric.abi import FAABRIC_FUNCTIONS, GranuleIO
+from faabric.abi.mpi import IMPORT_MODULE as MPI_MODULE
+from faabric.abi.mpi import MPI_FUNCTIONS
+from faabric.abi.state import GranuleState, MpiRank
 from faabric.errors import FaabricError
-from faabric.messages.types import AppSpec, Failed, GranuleResult, Outcome
-from faabric.wasm import HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
+from faabric.granule.team_slots import TeamSlots
+from faabric.messages.types import AppSpec, Batch, Exited, Failed, GranuleResult, Outcome, describe
+from faabric.mpi.worlds import Membership, Worlds
+from faabric.wasm import Cancellation, HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
+from faabric.wasm.cache import LoadedModule
 
 Clock = Callable[[], float]
+STOPPED_MEMORY = 4096  # ids of stopped apps remembered for granules starting late
 
 
 class GranuleRunner:
-    """Turns (app id, AppSpec, index) into a GranuleResult on this host."""
+    """Turns (batch, index) into a GranuleResult on this host."""
 
     def __init__(
         self,
@@ -27,30 +38,45 @@ class GranuleRunner:
         modules: ModuleCache,
         host: str,
         *,
+        worlds: Worlds | None = None,
+        team_slots: TeamSlots | None = None,
         extra_functions: Sequence[HostFunction] = (),
         clock: Clock = time.time,
     ) -> None:
         self._modules = modules
         self._host = host
+        self._worlds = worlds
+        self._team_slots = team_slots
         self._clock = clock
-        self._launcher = Launcher(engine, (*FAABRIC_FUNCTIONS, *extra_functions))
+        functions = (*FAABRIC_FUNCTIONS, *extra_functions)
+        if worlds is not None:
+            functions = (*functions, *MPI_FUNCTIONS)
+        self._launcher = Launcher(engine, functions)
+        self._cancels: dict[int, list[Cancellation]] = {}  # app id -> its running granules'
+        self._stopped: OrderedDict[int, str] = OrderedDict()  # recently stopped apps: reason
+        self._cancels_lock = threading.Lock()
 
-    def run(self, app_id: int, spec: AppSpec, index: int) -> GranuleResult:
-        """Run granule `index` of `spec` to completion and describe how it ended."""
+    def run(self, batch: Batch, index: int) -> GranuleResult:
+        """Run granule `index` of `batch`'s app to completion and describe how it ended."""
+        spec = batch.spec
         started = self._clock()
         io = GranuleIO(index=index, count=spec.size, input=spec.input)
         stdout = stderr = b""
         outcome: Outcome
+        cancel = self._track(batch.app_id)
         try:
             module = self._modules.get(spec.module)
-            result = self._launcher.run(module, _run_spec(spec), io)
-            outcome, stdout, stderr = result.outcome, result.stdout, result.stderr
+            outcome, stdout, stderr = self._run(module, batch, index, io, cancel)
         except FaabricError as error:
             outcome = Failed(str(error))
         except Exception as error:  # a granule always ends as a result
             outcome = Failed(f"internal error: {type(error).__name__}: {error}")
+        finally:
+            self._untrack(batch.app_id, cancel)
+            if self._team_slots is not None:
+                self._team_slots.ended(batch.app_id, index)
         return GranuleResult(
-            app_id=app_id,
+            app_id=batch.app_id,
             index=index,
             host=self._host,
             outcome=outcome,
@@ -60,6 +86,66 @@ class GranuleRunner:
             started=started,
             finished=self._clock(),
         )
+
+    def stop(self, app_id: int, reason: str) -> None:
+        """Make the app's granules on this host end soon: their MPI calls fail with `reason`
+        and running wasm is interrupted within a slice (outcome `Cancelled(reason)`)."""
+        if self._worlds is not None:
+            self._worlds.stop(app_id, reason)
+        with self._cancels_lock:
+            running = list(self._cancels.get(app_id, ()))
+            self._stopped[app_id] = reason
+            while len(self._stopped) > STOPPED_MEMORY:
+                self._stopped.popitem(last=False)
+        for cancel in running:
+            cancel.cancel(reason)
+
+    def _track(self, app_id: int) -> Cancellation:
+        cancel = Cancellation()
+        with self._cancels_lock:
+            self._cancels.setdefault(app_id, []).append(cancel)
+            reason = self._stopped.get(app_id)
+        if reason is not None:  # stopped just before this granule started
+            cancel.cancel(reason)
+        return cancel
+
+    def _untrack(self, app_id: int, cancel: Cancellation) -> None:
+        with self._cancels_lock:
+            running = self._cancels.get(app_id, [])
+            if cancel in running:
+                running.remove(cancel)
+            if not running:
+                self._cancels.pop(app_id, None)
+
+    def _run(
+        self, module: LoadedModule, batch: Batch, index: int, io: GranuleIO,
+        cancel: Cancellation,
+    ) -> tuple[Outcome, bytes, bytes]:
+        rank = self._join(module, batch, index)
+        if rank is None:
+            result = self._launcher.run(
+                module, _run_spec(batch.spec), GranuleState(batch.app_id, io), cancel=cancel
+            )
+            return result.outcome, result.stdout, result.stderr
+        assert self._worlds is not None
+        problem: str | None = "failed inside faabric"
+        try:
+            result = self._launcher.run(
+                module, _run_spec(batch.spec), GranuleState(batch.app_id, io, rank),
+                lambda: rank.world.detach(rank.rank), cancel=cancel,
+            )
+            problem = None if result.outcome == Exited(0) else describe(result.outcome)
+        finally:
+            self._worlds.leave(rank.world, rank.rank, problem)
+        return result.outcome, result.stdout, result.stderr
+
+    def _join(self, module: LoadedModule, batch: Batch, index: int) -> MpiRank | None:
+        if self._worlds is None or not any(i.module == MPI_MODULE for i in module.imports):
+            return None
+        placement = batch.placement or (self._host,) * batch.spec.size
+        membership = Membership(batch.app_id, placement, batch.peers)
+        world = self._worlds.join(membership, index, batch.spec.timeout)
+        return MpiRank(world, index, self._host)
 
 
 def _run_spec(spec: AppSpec) -> RunSpec:

@@ -1,7 +1,8 @@
 """Control-plane messages between a worker and the planner, and the codec that carries them.
 
 A worker opens one connection to the planner's control port and keeps it for its life:
-it registers, sends keep-alives and granule results up; the planner sends batches down.
+it registers, sends keep-alives, granule results and scale requests up; the planner sends
+batches and the answers to scale requests down.
 These are values only; `faabric.transport` moves them and the services act on them.
 """
 
@@ -13,6 +14,7 @@ from faabric.messages.codec import Codec
 from faabric.messages.types import (
     AppSpec,
     Batch,
+    Cancelled,
     Exited,
     Failed,
     GranuleResult,
@@ -23,11 +25,13 @@ from faabric.messages.types import (
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """First message of a worker: who it is and how many granules it can run at once."""
+    """First message of a worker: who it is, how many granules it can run at once, and
+    where other workers reach its data plane ("ip:port")."""
 
     name: str
     slots: int
     version: str
+    data_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,66 @@ class Goodbye:
     reason: str
 
 
+# -- scale changes: a running app asks for more slots (e.g. the threads of an OpenMP team) --
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRequest:
+    """Worker -> planner: app `app_id`, running here, wants `count` more slots now.
+
+    `request_id` is chosen by the worker (unique among its requests in flight) and echoed in
+    the answer, `ScaleGranted` or `ScaleRefused`, which comes at once: a scale request never
+    waits for slots to free up.
+    """
+
+    app_id: int
+    request_id: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleGranted:
+    """Planner -> worker: all the slots asked for, as (host name, slots) pairs summing to the
+    count, hosts already running the app first. They stay the app's until released with
+    `ScaleRelease` or until the app finishes."""
+
+    request_id: int
+    placement: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRefused:
+    """Planner -> worker: nothing was granted. `free` is how many slots the app could have
+    had right now (0 if the app is not running); the worker may ask again for fewer or run
+    with what it has."""
+
+    request_id: int
+    reason: str
+    free: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRelease:
+    """Worker -> planner: give back `count` of the granted slots app `app_id` holds on this
+    worker's host (a team shrank or ended). Extra counts and finished apps are ignored."""
+
+    app_id: int
+    count: int
+
+
 ControlMessage = (
-    Register | Registered | Refused | KeepAlive | RunBatch | StopApp | Report | Goodbye
+    Register
+    | Registered
+    | Refused
+    | KeepAlive
+    | RunBatch
+    | StopApp
+    | Report
+    | Goodbye
+    | ScaleRequest
+    | ScaleGranted
+    | ScaleRefused
+    | ScaleRelease
 )
 
 CONTROL_CODEC = Codec(
@@ -92,6 +154,10 @@ CONTROL_CODEC = Codec(
         StopApp,
         Report,
         Goodbye,
+        ScaleRequest,
+        ScaleGranted,
+        ScaleRefused,
+        ScaleRelease,
         AppSpec,
         Batch,
         GranuleResult,
@@ -99,5 +165,6 @@ CONTROL_CODEC = Codec(
         Trapped,
         TimedOut,
         Failed,
+        Cancelled,
     ]
 )

@@ -41,11 +41,19 @@ class AppSpec:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """The granules of one app that the planner placed on one host."""
+    """The granules of one app that the planner placed on one host.
+
+    Attributes:
+        indices: the granules to run on this host.
+        placement: the host name of every granule of the app, by index (MPI's rank map).
+        peers: (host name, data-plane address "ip:port") of the hosts in `placement`.
+    """
 
     app_id: int
     spec: AppSpec
     indices: tuple[int, ...]
+    placement: tuple[str, ...] = ()
+    peers: tuple[tuple[str, str], ...] = ()
 
 
 # -- how a granule ended: a tagged union -------------------------------------------------------
@@ -79,12 +87,20 @@ class Failed:
     reason: str
 
 
-Outcome = Exited | Trapped | TimedOut | Failed
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The granule was stopped from outside while it ran (e.g. its app was stopped)."""
+
+    reason: str
+
+
+Outcome = Exited | Trapped | TimedOut | Failed | Cancelled
 
 # Exit statuses for outcomes that are not a guest exit, chosen to match shell conventions.
 TRAP_STATUS = 134
 TIMEOUT_STATUS = 124
 FAILURE_STATUS = 1
+CANCEL_STATUS = 143  # as for a process ended by SIGTERM
 
 
 def exit_status(outcome: Outcome) -> int:
@@ -98,6 +114,8 @@ def exit_status(outcome: Outcome) -> int:
             return TIMEOUT_STATUS
         case Failed():
             return FAILURE_STATUS
+        case Cancelled():
+            return CANCEL_STATUS
 
 
 def describe(outcome: Outcome) -> str:
@@ -111,6 +129,8 @@ def describe(outcome: Outcome) -> str:
             return f"timed out after {seconds:g} s"
         case Failed(reason):
             return f"failed: {reason}"
+        case Cancelled(reason):
+            return f"cancelled: {reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +175,4 @@ class AppInfo:
     state: AppState
     placement: tuple[tuple[int, str], ...] = field(default=())  # (granule index, host name)
     done: int = 0
+    scaled: tuple[tuple[str, int], ...] = ()  # (host name, slots granted by scale changes)

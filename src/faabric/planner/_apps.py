@@ -24,6 +24,7 @@ class AppView:
         submitted: clock time of submission.
         started: clock time the app was dispatched; None if it never was.
         finished: clock time the last result arrived; None while in flight.
+        scaled: (host name, slots) granted by scale changes and still held, by host name.
     """
 
     app_id: int
@@ -34,6 +35,7 @@ class AppView:
     submitted: float
     started: float | None
     finished: float | None
+    scaled: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class Statistics:
     queued: int
     running: int
     finished: int
+    scaled_slots: int = 0  # slots held by running apps through scale changes
 
 
 @dataclass(slots=True)
@@ -62,6 +65,8 @@ class AppRecord:
     results: dict[int, GranuleResult] = field(default_factory=dict)
     # Granules failed as "cancelled" whose worker has not reported yet: they still hold a slot.
     cancelled: set[int] = field(default_factory=set)
+    # Slots granted by scale changes and not yet released, by host name (running apps only).
+    scaled: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -79,6 +84,7 @@ class AppRecord:
             submitted=self.submitted,
             started=self.started,
             finished=self.finished,
+            scaled=tuple(sorted(self.scaled.items())),
         )
 
     def info(self) -> AppInfo:
@@ -90,4 +96,5 @@ class AppRecord:
             state=self.state,
             placement=tuple(sorted(self.placement.items())),
             done=len(self.results),
+            scaled=tuple(sorted(self.scaled.items())),
         )

@@ -12,6 +12,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -98,6 +99,28 @@ class PlannerClient:
             if doc["finished"] is not None or left <= 0:
                 return doc
 
+    def submit_batch(self, apps: Sequence[dict[str, Any]]) -> list[int]:
+        """POST /v1/apps/batch: submit several apps in one request; returns their ids."""
+        doc = self._call("POST", "/v1/apps/batch", doc={"apps": list(apps)})
+        return list(cast(dict[str, Any], doc)["app_ids"])
+
+    def apps(self, app_ids: Sequence[int], *, wait: float = 0.0) -> list[dict[str, Any]]:
+        """GET /v1/apps?ids=...: the documents of these apps, in order; with `wait`, block up
+        to that long for all of them to finish."""
+        path = f"/v1/apps?ids={id_ranges(app_ids)}"
+        if wait > 0:
+            path += f"&wait={wait:g}"
+        return cast(list[dict[str, Any]], self._call("GET", path, wait=wait))
+
+    def wait_apps(self, app_ids: Sequence[int], timeout: float) -> list[dict[str, Any]]:
+        """Block until all these apps finish or `timeout` s pass; returns their documents."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            docs = self.apps(app_ids, wait=max(0.0, min(WAIT_SLICE, left)))
+            if all(doc["finished"] is not None for doc in docs) or left <= 0:
+                return docs
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _call(
@@ -154,6 +177,20 @@ class PlannerClient:
             if self._conn.sock is not None:
                 self._conn.sock.settimeout(timeout)
         return self._conn
+
+
+def id_ranges(app_ids: Sequence[int]) -> str:
+    """The `ids` query for these ids, in order: runs of consecutive ids become `low-high`."""
+    parts: list[str] = []
+    index = 0
+    while index < len(app_ids):
+        end = index
+        while end + 1 < len(app_ids) and app_ids[end + 1] == app_ids[end] + 1:
+            end += 1
+        first, last = app_ids[index], app_ids[end]
+        parts.append(str(first) if first == last else f"{first}-{last}")
+        index = end + 1
+    return ",".join(parts)
 
 
 def _is_stale(exc: BaseException) -> bool:

@@ -1,7 +1,8 @@
 """The planner's control port: one long-lived connection per worker.
 
 An accept thread hands each connection to a reader thread, which expects `Register` first and
-then turns keep-alives, reports and goodbyes into calls on `PlannerService`. A connection that
+then turns keep-alives, reports, scale requests and releases, and goodbyes into calls on
+`PlannerService`. A connection that
 breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
 granules. This module only translates frames into service calls.
 """
@@ -21,6 +22,8 @@ from faabric.messages.control import (
     Refused,
     Register,
     Report,
+    ScaleRelease,
+    ScaleRequest,
 )
 from faabric.planner.service import PlannerService
 from faabric.transport.framing import FramedSocket
@@ -94,7 +97,7 @@ class ControlServer:
         if not isinstance(first, Register):
             log.warning("connection from %s sent %s before registering", conn.peer, first)
             return None
-        refusal = self._service.register(first.name, first.slots, conn)
+        refusal = self._service.register(first.name, first.slots, conn, first.data_address)
         if refusal is not None:
             try:
                 conn.send(Refused(refusal))
@@ -116,8 +119,11 @@ class ControlServer:
                 case KeepAlive():
                     self._service.host_alive(name)
                 case Report(result):
-                    self._service.granule_finished(result)
-                    self._service.host_alive(name)
+                    self._service.granule_finished(result, name)
+                case ScaleRequest(app_id, request_id, count):
+                    self._service.scale_requested(name, app_id, request_id, count)
+                case ScaleRelease(app_id, count):
+                    self._service.scale_released(name, app_id, count)
                 case Goodbye(reason):
                     return f"it said goodbye ({reason})"
                 case _:

@@ -1,20 +1,18 @@
-"""The planner's state machine: host membership, slots, the app queue, results.
+"""The planner's state machine: host membership, slots, the app queue, scale changes, results.
 
 Sans-IO (faabric: src/planner/Planner.cpp, minus the locking and RPC). `PlannerCore.handle`
 takes one event (a past-tense fact) and returns the commands (imperatives) the I/O shell must
 carry out; queries return frozen snapshots. It must not do I/O, start threads, sleep, read
 the real clock (the clock is injected) or lock: the shell serialises every call.
 
-Invariants, checked by `validate()`: a host's used slots are exactly the placed granules on it
-that have no result yet; 0 <= used <= slots; the queue holds exactly the QUEUED apps, in
-submission order, and only its head may start (no overtaking).
+Invariants are listed and checked in `_invariants.py` (`validate()`); events and commands
+are defined in `_events.py` and re-exported here.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import assert_never
 
 from faabric.errors import InternalError, NotEnoughSlots
@@ -27,7 +25,29 @@ from faabric.messages.types import (
     GranuleResult,
     HostInfo,
 )
+from faabric.planner import _invariants
 from faabric.planner._apps import AppRecord, AppView, Statistics
+from faabric.planner._events import (
+    NO_HOST,
+    AppsSubmitted,
+    AppSubmitted,
+    Cancel,
+    Command,
+    Dispatch,
+    Event,
+    Finish,
+    GrantScale,
+    GranuleFinished,
+    HostAlive,
+    HostLeft,
+    HostRegistered,
+    RefuseScale,
+    Reject,
+    Reset,
+    ScaleReleased,
+    ScaleRequested,
+    Ticked,
+)
 from faabric.planner._hosts import HostTable
 from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack
 
@@ -35,121 +55,26 @@ __all__ = [
     "NO_HOST",
     "AppSubmitted",
     "AppView",
+    "AppsSubmitted",
+    "Cancel",
     "Command",
     "Dispatch",
     "Event",
     "Finish",
+    "GrantScale",
     "GranuleFinished",
     "HostAlive",
     "HostLeft",
     "HostRegistered",
     "PlannerCore",
+    "RefuseScale",
     "Reject",
     "Reset",
+    "ScaleReleased",
+    "ScaleRequested",
     "Statistics",
     "Ticked",
 ]
-
-# -- events: what happened ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HostRegistered:
-    """A worker joined with `slots` slots. Its name must not be registered already."""
-
-    name: str
-    slots: int
-
-
-@dataclass(frozen=True, slots=True)
-class HostAlive:
-    """A worker sent a keep-alive. Unknown names are ignored."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class HostLeft:
-    """A worker deregistered or its connection was lost. Unknown names are ignored."""
-
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class AppSubmitted:
-    """A client submitted an app; the shell chose its (unused) id."""
-
-    app_id: int
-    spec: AppSpec
-
-
-@dataclass(frozen=True, slots=True)
-class GranuleFinished:
-    """A worker reported a granule's result."""
-
-    result: GranuleResult
-
-
-@dataclass(frozen=True, slots=True)
-class Ticked:
-    """Time passed: expire hosts whose keep-alive is overdue."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """Drop every app and the queue; hosts stay, with all slots free."""
-
-
-Event = HostRegistered | HostAlive | HostLeft | AppSubmitted | GranuleFinished | Ticked | Reset
-
-# -- commands: what the shell must do -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """Send `batch` to worker `host` to run."""
-
-    host: str
-    batch: Batch
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Refuse the app: it needs more slots than the whole cluster has. Nothing was recorded."""
-
-    app_id: int
-    requested: int
-    available: int
-
-    def error(self) -> NotEnoughSlots:
-        """The exception to give the client."""
-        return NotEnoughSlots(self.requested, self.available)
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """The app is done: wake its waiters; `PlannerCore.app` has its results.
-
-    After `Reset` it is also sent for every dropped in-flight app; `PlannerCore.app` then
-    returns None for it.
-    """
-
-    app_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """Stop the app's granules still running on worker `host`; their slots free as they report."""
-
-    host: str
-    app_id: int
-
-
-Command = Dispatch | Reject | Finish | Cancel
-
-# A granule that never ran on any host (its app failed while queued) is reported with this host.
-NO_HOST = ""
 
 
 class PlannerCore:
@@ -204,9 +129,15 @@ class PlannerCore:
             case HostLeft(name, reason):
                 commands = self._lose([(name, reason)], now) if name in self._hosts else []
             case AppSubmitted(app_id, spec):
-                commands = self._submit(app_id, spec, now)
+                commands = self._submit_all(((app_id, spec),), now)
+            case AppsSubmitted(apps):
+                commands = self._submit_all(apps, now)
             case GranuleFinished(result):
                 commands = self._record(result, now)
+            case ScaleRequested(app_id, request_id, count, host):
+                commands = [self._scale(app_id, request_id, count, host)]
+            case ScaleReleased(app_id, host, count):
+                commands = self._release_scale(app_id, host, count, now)
             case Ticked():
                 commands = self._expire(now)
             case Reset():
@@ -218,14 +149,22 @@ class PlannerCore:
 
     # -- event handlers ---------------------------------------------------------------------
 
-    def _submit(self, app_id: int, spec: AppSpec, now: float) -> list[Command]:
-        if app_id in self._apps:
-            raise InternalError(f"app id {app_id} is already in use")
-        if spec.size < 1:
-            raise InternalError(f"app {app_id} has size {spec.size}")
+    def _submit_all(self, apps: tuple[tuple[int, AppSpec], ...], now: float) -> list[Command]:
+        ids = [app_id for app_id, _ in apps]
+        if len(set(ids)) != len(ids) or any(app_id in self._apps for app_id in ids):
+            raise InternalError(f"app ids {ids} reuse an id")
         total = self._hosts.total_slots()
-        if spec.size > total:
-            return [Reject(app_id=app_id, requested=spec.size, available=total)]
+        for app_id, spec in apps:
+            if spec.size < 1:
+                raise InternalError(f"app {app_id} has size {spec.size}")
+            if spec.size > total:
+                return [Reject(app_id=app_id, requested=spec.size, available=total)]
+        commands: list[Command] = []
+        for app_id, spec in apps:
+            commands += self._submit(app_id, spec, now)
+        return commands
+
+    def _submit(self, app_id: int, spec: AppSpec, now: float) -> list[Command]:
         app = AppRecord(app_id=app_id, spec=spec, submitted=now)
         self._apps[app_id] = app
         if not self._queue:
@@ -254,6 +193,39 @@ class PlannerCore:
                 commands.append(self._finish(app, now))
         return commands + self._start_queued(now)
 
+    def _scale(self, app_id: int, request_id: int, count: int, host: str) -> Command:
+        """Answer a scale request at once from the free slots: it never joins the queue."""
+        app = self._apps.get(app_id)
+        if count < 1:
+            return RefuseScale(host, request_id, f"asked for {count} slots", 0)
+        if app is None or app.state is not AppState.RUNNING:
+            return RefuseScale(host, request_id, f"app {app_id} is not running", 0)
+        running: dict[str, int] = dict(app.scaled)
+        for index, where in app.placement.items():
+            if index not in app.results:
+                running[where] = running.get(where, 0) + 1
+        placement = self._policy(self._hosts.capacity(), count, running)
+        if isinstance(placement, NoCapacity):
+            reason = f"{count} slots asked, {placement.free} free"
+            return RefuseScale(host, request_id, reason, placement.free)
+        granted: dict[str, int] = {}
+        for where in placement.hosts:
+            granted[where] = granted.get(where, 0) + 1
+        for where, n in granted.items():
+            self._hosts.grant(where, app_id, n)
+            app.scaled[where] = app.scaled.get(where, 0) + n
+        return GrantScale(host, request_id, tuple(granted.items()))
+
+    def _release_scale(self, app_id: int, host: str, count: int, now: float) -> list[Command]:
+        app = self._apps.get(app_id)
+        if app is None or host not in app.scaled:
+            return []  # finished (which released everything), reset, or never granted
+        freed = self._hosts.revoke(host, app_id, count)
+        app.scaled[host] -= freed
+        if app.scaled[host] == 0:
+            del app.scaled[host]
+        return self._start_queued(now) if freed else []
+
     def _expire(self, now: float) -> list[Command]:
         silent = self._hosts.silent_since(now, self._timeout)
         lost = [(name, f"no keep-alive from {name} for {idle:.1f} s") for name, idle in silent]
@@ -264,7 +236,11 @@ class PlannerCore:
         hit: dict[int, str] = {}
         for name, reason in lost:
             outcome = Failed(f"worker {name} was lost: {reason}")
-            for app_id, index in self._hosts.remove(name):
+            granules, scaled = self._hosts.remove(name)
+            for app_id in scaled:  # threads of a running app were lost: the app ends too
+                del self._apps[app_id].scaled[name]
+                hit.setdefault(app_id, name)
+            for app_id, index in granules:
                 app = self._apps.get(app_id)
                 if app is None:
                     continue
@@ -318,6 +294,8 @@ class PlannerCore:
         commands: list[Command] = []
         while self._queue:
             app = self._apps[self._queue[0]]
+            if self._hosts.free_slots() < app.spec.size:
+                break  # no policy can place it (a cheap test: this runs on every result)
             placement = self._policy(self._hosts.capacity(), app.spec.size)
             if isinstance(placement, NoCapacity):
                 break
@@ -336,11 +314,14 @@ class PlannerCore:
         app.state = AppState.RUNNING
         app.started = now
         return [
-            Dispatch(host, Batch(app.app_id, app.spec, tuple(indices)))
+            Dispatch(host, Batch(app.app_id, app.spec, tuple(indices), tuple(placement.hosts)))
             for host, indices in by_host.items()
         ]
 
     def _finish(self, app: AppRecord, now: float) -> Finish:
+        for host, count in app.scaled.items():  # a finished app releases everything
+            self._hosts.revoke(host, app.app_id, count)
+        app.scaled.clear()
         app.state = AppState.FINISHED
         app.finished = now
         self._finished.append(app.app_id)
@@ -375,9 +356,16 @@ class PlannerCore:
         app = self._apps.get(app_id)
         return None if app is None else app.view()
 
+    def settled(self, app_id: int) -> bool:
+        """Whether waiting for the app is over: it finished, or is unknown (never submitted,
+        rejected, reset or no longer retained). Cheaper than `app`."""
+        app = self._apps.get(app_id)
+        return app is None or app.state is AppState.FINISHED
+
     def statistics(self) -> Statistics:
         """Counts of hosts, slots and apps by state."""
         states = [app.state for app in self._apps.values()]
+        scaled = sum(sum(app.scaled.values()) for app in self._apps.values())
         return Statistics(
             hosts=len(self._hosts.names()),
             total_slots=self._hosts.total_slots(),
@@ -385,50 +373,10 @@ class PlannerCore:
             queued=states.count(AppState.QUEUED),
             running=states.count(AppState.RUNNING),
             finished=states.count(AppState.FINISHED),
+            scaled_slots=scaled,
         )
 
     def validate(self) -> None:
         """Check every invariant; raise InternalError naming the first that fails."""
-        _check(self._apps, self._queue, self._finished, self._hosts)
+        _invariants.check(self._apps, self._queue, self._finished, self._hosts)
 
-
-def _check(
-    apps: dict[int, AppRecord], queue: deque[int], finished: deque[int], hosts: HostTable
-) -> None:
-    expected: dict[str, set[tuple[int, int]]] = {name: set() for name in hosts.names()}
-    for app in apps.values():
-        _check_app(app)
-        for index, host in app.placement.items():
-            if index in app.results and index not in app.cancelled:
-                continue
-            if host not in expected:
-                raise InternalError(f"app {app.app_id} granule {index} is on lost host {host}")
-            expected[host].add((app.app_id, index))
-    for info in hosts.infos():
-        # Granules of apps dropped from the record may still hold slots until they report.
-        held = {g for g in hosts.held(info.name) if g[0] in apps}
-        if held != expected[info.name]:
-            raise InternalError(f"host {info.name} slot accounting is wrong")
-        if not 0 <= info.used <= info.slots:
-            raise InternalError(f"host {info.name} uses {info.used} of {info.slots} slots")
-    queued = [i for i, app in apps.items() if app.state is AppState.QUEUED]
-    if len(set(queue)) != len(queue) or set(queue) != set(queued):
-        raise InternalError(f"queue {list(queue)} does not match queued apps {queued}")
-    done = [i for i, app in apps.items() if app.state is AppState.FINISHED]
-    if len(set(finished)) != len(finished) or set(finished) != set(done):
-        raise InternalError(f"finished list {list(finished)} does not match {done}")
-
-
-def _check_app(app: AppRecord) -> None:
-    size = app.spec.size
-    placed = set(app.placement)
-    ok = {
-        AppState.QUEUED: not placed and not app.results and app.started is None,
-        AppState.RUNNING: placed == set(range(size)) and not app.complete,
-        AppState.FINISHED: app.complete and app.finished is not None,
-    }[app.state]
-    if not ok or not set(app.results) <= set(range(size)):
-        raise InternalError(f"app {app.app_id} is inconsistent in state {app.state}")
-    # Apps failed while queued have results but no placement; others only for placed granules.
-    if placed and not set(app.results) <= placed:
-        raise InternalError(f"app {app.app_id} has results for unplaced granules")

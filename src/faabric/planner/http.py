@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -80,6 +80,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("HEAD", re.compile(r"^/v1/modules/(?P<digest>[^/]+)$"), "head_module"),
     ("GET", re.compile(r"^/v1/apps$"), "list_apps"),
     ("POST", re.compile(r"^/v1/apps$"), "submit_app"),
+    ("POST", re.compile(r"^/v1/apps/batch$"), "submit_batch"),
     ("GET", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "get_app"),
 ]
 
@@ -247,7 +248,25 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, {"status": "reset"}
 
     def _r_list_apps(self) -> tuple[HTTPStatus, Any]:
-        return HTTPStatus.OK, [views.app_info_document(a) for a in self.server.service.in_flight()]
+        service = self.server.service
+        if "ids" not in self.query:
+            if "wait" in self.query:
+                raise ApiFailure(HTTPStatus.BAD_REQUEST, "'wait' needs 'ids'")
+            return HTTPStatus.OK, [views.app_info_document(a) for a in service.in_flight()]
+        try:
+            ids = views.parse_ids(self.query["ids"])
+        except ValueError as exc:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        found = service.wait_all(ids, self._wait_seconds())
+        missing = next((i for i, view in zip(ids, found, strict=True) if view is None), None)
+        if missing is not None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no app {missing} (never submitted, or reset)")
+        binary, offset = self._binary(), service.wall_offset
+        return HTTPStatus.OK, [
+            views.app_document(view, binary=binary, wall_offset=offset)
+            for view in found
+            if view is not None
+        ]
 
     def _r_put_module(self, digest: str) -> tuple[HTTPStatus, Any]:
         self._check_digest(digest)
@@ -289,6 +308,25 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiFailure(HTTPStatus.CONFLICT, str(exc)) from exc
         return self._app_response(app_id, wait, HTTPStatus.ACCEPTED)
 
+    def _r_submit_batch(self) -> tuple[HTTPStatus, Any]:
+        try:
+            specs = views.parse_batch(self._read_document())
+        except ValueError as exc:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        service = self.server.service
+        for position, module in _first_use(spec.module for spec in specs):
+            if module not in service.modules:
+                raise ApiFailure(
+                    HTTPStatus.NOT_FOUND,
+                    f"apps[{position}]: no module {module} was uploaded: PUT it first",
+                )
+        try:
+            app_ids = service.submit_all(specs)
+        except NotEnoughSlots as exc:
+            position = next(i for i, spec in enumerate(specs) if spec.size > exc.available)
+            raise ApiFailure(HTTPStatus.CONFLICT, f"apps[{position}]: {exc}") from exc
+        return HTTPStatus.ACCEPTED, {"app_ids": app_ids}
+
     def _r_get_app(self, app_id: str) -> tuple[HTTPStatus, Any]:
         if not _APP_ID.fullmatch(app_id):
             raise ApiFailure(HTTPStatus.BAD_REQUEST, "an app id is a positive integer")
@@ -309,3 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_digest(self, digest: str) -> None:
         if not is_digest(digest):
             raise ApiFailure(HTTPStatus.BAD_REQUEST, "a module is named by its sha256 hex digest")
+
+
+def _first_use(modules: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(position, module) of each distinct module, at its first position."""
+    seen: set[str] = set()
+    for position, module in enumerate(modules):
+        if module not in seen:
+            seen.add(module)
+            yield position, module

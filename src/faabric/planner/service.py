@@ -1,37 +1,51 @@
 """The planner's I/O shell: feeds events to the pure `PlannerCore` and carries out its commands.
 
-All state lives in the core; this class adds one lock around it, a condition variable that
-wakes clients waiting for apps (push-based, no polling), the module store, and the table of
-worker connections that `Dispatch` commands are sent on. Sends happen outside the lock so a
-slow worker cannot stall the planner. It must not make scheduling decisions itself.
+All state lives in the core; this class adds one lock around it, the table of clients
+waiting for apps (woken by app id: push-based, no polling), the module store, and one outbox
+per worker connection. Messages are queued under the lock, in the core's order, and written
+outside it (several per write under load), so a slow worker cannot stall the planner. It
+must not make scheduling decisions itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from faabric.errors import TransportError
-from faabric.messages.control import Registered, RunBatch, StopApp
-from faabric.messages.types import AppInfo, AppSpec, GranuleResult, HostInfo
+from faabric.messages.control import (
+    Registered,
+    RunBatch,
+    ScaleGranted,
+    ScaleRefused,
+    StopApp,
+)
+from faabric.messages.types import AppInfo, AppSpec, Batch, GranuleResult, HostInfo
+from faabric.planner._outbox import Outbox
+from faabric.planner._waiters import WaiterTable
 from faabric.planner.core import (
-    AppSubmitted,
+    AppsSubmitted,
     AppView,
     Cancel,
     Command,
     Dispatch,
     Event,
     Finish,
+    GrantScale,
     GranuleFinished,
     HostAlive,
     HostLeft,
     HostRegistered,
     PlannerCore,
+    RefuseScale,
     Reject,
     Reset,
+    ScaleReleased,
+    ScaleRequested,
     Ticked,
 )
 from faabric.planner.modules import ModuleStore
@@ -59,13 +73,17 @@ class PlannerService:
             clock=clock, keepalive_timeout=keepalive_timeout, retain_finished=retain_finished
         )
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._waiters = WaiterTable()
         self._connections: dict[str, FramedSocket] = {}
+        self._outboxes: dict[str, Outbox] = {}
+        self._data_addresses: dict[str, str] = {}
         self._app_ids = itertools.count(1)
 
     # -- events from workers ------------------------------------------------------------------
 
-    def register(self, name: str, slots: int, conn: FramedSocket) -> str | None:
+    def register(
+        self, name: str, slots: int, conn: FramedSocket, data_address: str = ""
+    ) -> str | None:
         """Add a worker; returns a refusal reason, or None if it was accepted.
 
         `Registered` is sent under the lock, so it reaches the worker before any batch.
@@ -80,14 +98,25 @@ class PlannerService:
             except TransportError as exc:
                 return f"the connection failed: {exc}"
             self._connections[name] = conn
-            commands = self._core.handle(HostRegistered(name, slots))
+            self._outboxes[name] = Outbox(name, conn)
+            self._data_addresses[name] = data_address
+            outboxes = self._route(self._core.handle(HostRegistered(name, slots)))
         log.info("worker %s joined with %d slots", name, slots)
-        self._execute(commands)
+        self._flush(outboxes)
         return None
 
     def host_alive(self, name: str) -> None:
         """A keep-alive arrived."""
         self._feed(HostAlive(name))
+
+    def scale_requested(self, name: str, app_id: int, request_id: int, count: int) -> None:
+        """Worker `name` asked for `count` more slots for app `app_id`; it is answered at once
+        with `ScaleGranted` or `ScaleRefused` on its connection."""
+        self._feed(ScaleRequested(app_id, request_id, count, name))
+
+    def scale_released(self, name: str, app_id: int, count: int) -> None:
+        """Worker `name` gave back `count` scale-change slots of app `app_id`."""
+        self._feed(ScaleReleased(app_id, name, count))
 
     def host_left(self, name: str, reason: str, conn: FramedSocket) -> None:
         """A worker said goodbye or its connection broke."""
@@ -95,44 +124,68 @@ class PlannerService:
             if self._connections.get(name) is not conn:
                 return  # already removed (expired, or replaced)
             del self._connections[name]
-            commands = self._core.handle(HostLeft(name, reason))
+            del self._outboxes[name]
+            outboxes = self._route(self._core.handle(HostLeft(name, reason)))
         conn.close()
         log.info("worker %s left: %s", name, reason)
-        self._execute(commands)
+        self._flush(outboxes)
 
-    def granule_finished(self, result: GranuleResult) -> None:
-        """A worker reported a granule's result."""
-        self._feed(GranuleFinished(result))
+    def granule_finished(self, result: GranuleResult, name: str) -> None:
+        """Worker `name` reported a granule's result (which also proves it is alive)."""
+        self._feed(GranuleFinished(result), HostAlive(name))
 
     def tick(self) -> None:
         """Expire workers whose keep-alive lapsed and close their connections."""
         with self._lock:
-            commands = self._core.handle(Ticked())
+            outboxes = self._route(self._core.handle(Ticked()))
             gone = [n for n in self._connections if not self._core.has_host(n)]
             conns = [self._connections.pop(n) for n in gone]
+            for name in gone:
+                del self._outboxes[name]
         for name, conn in zip(gone, conns, strict=True):
             log.warning("worker %s expired: no keep-alive for %g s", name, self.keepalive_timeout)
             conn.close()
-        self._execute(commands)
+        self._flush(outboxes)
 
     # -- requests from clients ----------------------------------------------------------------
 
     def submit(self, spec: AppSpec) -> int:
         """Accept an app; returns its id. Raises NotEnoughSlots if it can never fit."""
+        return self.submit_all([spec])[0]
+
+    def submit_all(self, specs: Sequence[AppSpec]) -> list[int]:
+        """Accept several apps at once, in order; returns their ids (consecutive).
+
+        Raises:
+            NotEnoughSlots: one of them (the first with a size over `available`) can never
+                fit; none of them was accepted.
+        """
         with self._lock:
-            app_id = next(self._app_ids)
-            commands = self._core.handle(AppSubmitted(app_id, spec))
-        for command in commands:
-            if isinstance(command, Reject) and command.app_id == app_id:
-                raise command.error()
-        self._execute(commands)
-        return app_id
+            ids = [next(self._app_ids) for _ in specs]
+            commands = self._core.handle(AppsSubmitted(tuple(zip(ids, specs, strict=True))))
+            rejects = [c for c in commands if isinstance(c, Reject)]
+            if rejects:
+                raise rejects[0].error()
+            outboxes = self._route(commands)
+        self._flush(outboxes)
+        return ids
 
     def wait(self, app_id: int, timeout: float) -> AppView | None:
         """The app's view once it has finished, or as it is when `timeout` runs out."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._finished_or_gone(app_id), timeout=timeout)
-            return self._core.app(app_id)
+        return self.wait_all([app_id], timeout)[0]
+
+    def wait_all(self, app_ids: Sequence[int], timeout: float) -> list[AppView | None]:
+        """The apps' views (None for unknown ids) once every one has finished, or as they
+        are when `timeout` runs out. Woken by the last app to finish, not by polling."""
+        with self._lock:
+            pending = [i for i in app_ids if not self._core.settled(i)]
+            waiter = self._waiters.add(pending) if pending and timeout > 0 else None
+        if waiter is not None:
+            waiter.done.wait(timeout)
+        with self._lock:
+            if waiter is not None:
+                self._waiters.remove(waiter)
+            return [self._core.app(i) for i in app_ids]
 
     def app(self, app_id: int) -> AppView | None:
         """The app's current view, or None if unknown."""
@@ -158,38 +211,55 @@ class PlannerService:
         with self._lock:
             conns = list(self._connections.values())
             self._connections.clear()
+            self._outboxes.clear()
         for conn in conns:
             conn.close()
         log.info("closed %d worker connections: %s", len(conns), reason)
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _finished_or_gone(self, app_id: int) -> bool:
-        view = self._core.app(app_id)
-        return view is None or view.finished is not None
-
-    def _feed(self, event: Event) -> None:
+    def _feed(self, *events: Event) -> None:
         with self._lock:
-            commands = self._core.handle(event)
-        self._execute(commands)
+            outboxes = self._route([c for e in events for c in self._core.handle(e)])
+        self._flush(outboxes)
 
-    def _execute(self, commands: Sequence[Command]) -> None:
-        if any(isinstance(c, Finish) for c in commands):
-            with self._changed:
-                self._changed.notify_all()
+    def _route(self, commands: Iterable[Command]) -> list[Outbox]:
+        """Under the lock: wake the waiters of finished apps and queue each worker's messages
+        in the core's order. Returns the outboxes to flush once the lock is released."""
+        touched: dict[str, Outbox] = {}
         for command in commands:
             match command:
+                case Finish(app_id):
+                    self._waiters.finished(app_id)
+                    continue
+                case Reject():
+                    continue  # answered by the caller
                 case Dispatch(host, batch):
-                    self._send(host, RunBatch(batch))
+                    message: object = RunBatch(self._with_peers(batch))
                 case Cancel(host, app_id):
-                    self._send(host, StopApp(app_id))
+                    message = StopApp(app_id)
+                case GrantScale(host, request_id, placement):
+                    message = ScaleGranted(request_id, placement)
+                case RefuseScale(host, request_id, reason, free):
+                    message = ScaleRefused(request_id, reason, free)
+            outbox = self._outboxes.get(host)
+            if outbox is not None:  # else the host left meanwhile; the core knows
+                outbox.put(message)
+                touched[host] = outbox
+        return list(touched.values())
 
-    def _send(self, host: str, message: RunBatch | StopApp) -> None:
-        with self._lock:
-            conn = self._connections.get(host)
-        if conn is None:
-            return  # the host left meanwhile; the core has failed its granules
-        try:
-            conn.send(message)
-        except TransportError as exc:
-            self.host_left(host, f"cannot send it work: {exc}", conn)
+    def _with_peers(self, batch: Batch) -> Batch:
+        """The batch with the data-plane addresses of the app's hosts, for multi-host apps.
+        Called with the lock held."""
+        hosts = set(batch.placement)
+        if len(hosts) < 2:
+            return batch
+        peers = tuple((h, self._data_addresses.get(h, "")) for h in sorted(hosts))
+        return dataclasses.replace(batch, peers=peers)
+
+    def _flush(self, outboxes: Iterable[Outbox]) -> None:
+        for outbox in outboxes:
+            try:
+                outbox.flush()
+            except TransportError as exc:
+                self.host_left(outbox.name, f"cannot send it work: {exc}", outbox.conn)

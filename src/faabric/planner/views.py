@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from faabric.messages.types import (
     AppInfo,
     AppSpec,
+    Cancelled,
     Exited,
     Failed,
     GranuleResult,
@@ -31,6 +33,8 @@ from faabric.planner.core import AppView
 from faabric.planner.modules import is_digest
 
 MAX_APP_SIZE = 100_000
+MAX_BATCH = 10_000  # apps per batch submission, and ids per multi-app query
+_ID_RANGE = re.compile(r"([0-9]{1,18})(?:-([0-9]{1,18}))?")
 
 
 def parse_app_spec(doc: Any) -> AppSpec:
@@ -70,6 +74,38 @@ def parse_app_spec(doc: Any) -> AppSpec:
     )
 
 
+def parse_batch(doc: Any) -> list[AppSpec]:
+    """Validate a batch submission `{"apps": [app, ...]}`; raises ValueError naming the bad
+    field, with the app's position (`apps[3]: 'size' must be ...`)."""
+    if not isinstance(doc, Mapping) or set(doc) != {"apps"}:
+        raise ValueError("the body must be an object with one field, 'apps'")
+    apps = doc["apps"]
+    if not isinstance(apps, list | tuple) or not 1 <= len(apps) <= MAX_BATCH:
+        raise ValueError(f"'apps' must be a list of 1 to {MAX_BATCH} apps")
+    specs = []
+    for position, app in enumerate(apps):
+        try:
+            specs.append(parse_app_spec(app))
+        except ValueError as exc:
+            raise ValueError(f"apps[{position}]: {exc}") from None
+    return specs
+
+
+def parse_ids(text: str) -> list[int]:
+    """App ids from a query like `4,7-9` (ranges inclusive), in order; raises ValueError."""
+    ids: list[int] = []
+    for part in text.split(","):
+        match = _ID_RANGE.fullmatch(part)
+        if match is None:
+            raise ValueError("'ids' must be app ids or ranges like 4,7-9")
+        first = int(match[1])
+        last = first if match[2] is None else int(match[2])
+        if last < first or len(ids) + last - first + 1 > MAX_BATCH:
+            raise ValueError(f"'ids' must name 1 to {MAX_BATCH} apps, ranges low-high")
+        ids.extend(range(first, last + 1))
+    return ids
+
+
 def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> dict[str, Any]:
     """The public document for one app; `wall_offset` turns planner clock times into Unix time."""
     statuses = [exit_status(r.outcome) for r in view.results]
@@ -84,6 +120,7 @@ def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> di
         "finished": None if view.finished is None else view.finished + wall_offset,
         "status": (next((s for s in statuses if s != 0), 0) if finished else None),
         "placement": [{"index": i, "host": h} for i, h in view.placement],
+        "scaled": [{"host": h, "slots": n} for h, n in view.scaled],
         "results": [result_document(r, binary=binary) for r in view.results],
     }
 
@@ -115,6 +152,8 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
             doc.update(kind="timed_out", seconds=seconds)
         case Failed():
             doc.update(kind="failed")
+        case Cancelled():
+            doc.update(kind="cancelled")
     return doc
 
 
@@ -132,6 +171,7 @@ def app_info_document(info: AppInfo) -> dict[str, Any]:
         "state": str(info.state),
         "done": info.done,
         "placement": [{"index": i, "host": h} for i, h in info.placement],
+        "scaled": [{"host": h, "slots": n} for h, n in info.scaled],
     }
 
 

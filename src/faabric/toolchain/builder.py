@@ -22,7 +22,9 @@ from faabric.toolchain.driver import (
     command_line,
     environment,
     find_compiler,
+    link_libraries,
 )
+from faabric.toolchain.libraries import sources_digest
 
 CXX_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".c++", ".C"})
 _OMP = re.compile(rb"^\s*#\s*(pragma\s+omp\b|include\s*[<\"]omp\.h[>\"])", re.MULTILINE)
@@ -68,7 +70,7 @@ def build(source: Path, *, flags: Sequence[str] = (), cache_dir: Path) -> Path:
 
 
 def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> str:
-    """sha256 hex over the source, flags, compiler identity and our header/shim contents."""
+    """sha256 hex over the source, flags, compiler identity, our headers/shims and libraries."""
     digest = hashlib.sha256()
     for part in (data, "\0".join(flags).encode(), compiler.encode(), b"c++" if cxx else b"c"):
         digest.update(len(part).to_bytes(8, "little"))
@@ -76,6 +78,7 @@ def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> st
     for support in (*sorted(INCLUDE_DIR.glob("*.h")), *SHIMS):
         digest.update(support.name.encode())
         digest.update(support.read_bytes())
+    digest.update(sources_digest().encode())
     return digest.hexdigest()
 
 
@@ -86,7 +89,8 @@ def _compile(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        cmd = command_line(compiler, [*flags, str(source), "-o", str(tmp)], cxx)
+        libraries = link_libraries(flags, target.parent / "libs")
+        cmd = command_line(compiler, [*flags, str(source), "-o", str(tmp)], cxx, libraries)
         try:
             done = subprocess.run(
                 cmd, capture_output=True, text=True, env=environment(), check=False

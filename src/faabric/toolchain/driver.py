@@ -1,8 +1,9 @@
 """The compiler driver behind `faabric cc` / `faabric c++`: clang-16 aimed at wasm32-wasi.
 
 It turns clang-style arguments into a full clang command line (target, our headers, link
-flags, the thread-capable build with its shims) and runs it. It must not cache, parse the
-program or know anything about running modules; `builder.py` does the caching.
+flags, the thread-capable build with its shims, faabric's C library archives) and runs it.
+It must not cache programs, parse them or know anything about running modules; `builder.py`
+caches programs and `libraries.py` the library archives.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from faabric.config import default_cache_dir
 from faabric.errors import ToolchainError
+from faabric.toolchain.libraries import ensure_archives
 
 C_COMPILER = "clang-16"
 CXX_COMPILER = "clang++-16"
@@ -31,9 +34,11 @@ MISSING_COMPILER_STATUS = 127
 PACKAGE_DIR = Path(__file__).resolve().parent
 INCLUDE_DIR = PACKAGE_DIR / "include"
 SHIM_DIR = PACKAGE_DIR / "shims"
-SHIMS = (SHIM_DIR / "malloc_lock.c", SHIM_DIR / "omp_shim.c")
+SHIMS = (SHIM_DIR / "malloc_lock.c",)  # OpenMP and pthreads: the omp library
 
 _WRAPPED = ("malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc")
+# stdio output, serialised by lib/omp/stdio_lock.c (wasi-libc's FILEs have no locks)
+_WRAPPED_STDIO = ("vfprintf", "fwrite", "fputs", "puts", "fputc", "putc", "putchar", "fflush")
 _NO_LINK = frozenset({"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only"})
 _THREAD_FLAGS = frozenset({"-fopenmp", "-pthread"})
 
@@ -62,8 +67,14 @@ def is_thread_capable(args: Sequence[str]) -> bool:
     return any(arg in _THREAD_FLAGS or arg.startswith("-fopenmp=") for arg in args)
 
 
-def command_line(compiler: Path, args: Sequence[str], cxx: bool) -> list[str]:
-    """The full clang command for user `args` (sources, -o, -O, -D ... pass through)."""
+def command_line(
+    compiler: Path, args: Sequence[str], cxx: bool, libraries: Sequence[Path] = ()
+) -> list[str]:
+    """The full clang command for user `args` (sources, -o, -O, -D ... pass through).
+
+    `libraries` are the archives of faabric's C libraries (see `link_libraries`), linked
+    after the user's inputs.
+    """
     links = not any(arg in _NO_LINK for arg in args)
     threaded = is_thread_capable(args)
     # wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
@@ -79,6 +90,8 @@ def command_line(compiler: Path, args: Sequence[str], cxx: bool) -> list[str]:
         # as C++. They go first so that `-x none` is followed by the user's inputs.
         cmd += ["-x", "c", *(str(shim) for shim in SHIMS), "-x", "none"]
     cmd += list(args)
+    if links and libraries:
+        cmd += ["-x", "none", *(str(lib) for lib in libraries)]
     if links:
         cmd.append("-Wl,--allow-undefined")
         if threaded:
@@ -100,8 +113,22 @@ def _threaded_link_flags() -> str:
         "--export=malloc",
         "--export=free",
     ]
-    linker += [f"--wrap={name}" for name in _WRAPPED]
+    linker += [f"--wrap={name}" for name in (*_WRAPPED, *_WRAPPED_STDIO)]
     return "-Wl," + ",".join(linker)
+
+
+def library_flags() -> list[str]:
+    """Compile flags of faabric's own C libraries (libraries.py adds the thread flags)."""
+    return [TARGET, "-O2", "-msimd128", "-isystem", str(INCLUDE_DIR)]
+
+
+def link_libraries(args: Sequence[str], cache_dir: Path) -> list[Path]:
+    """Archives a link of `args` needs, built into `cache_dir` on first use; [] if no link."""
+    if any(arg in _NO_LINK for arg in args):
+        return []
+    compiler = find_compiler(cxx=False)
+    return ensure_archives(compiler.path, compiler.identity, library_flags(),
+                           is_thread_capable(args), cache_dir, environment())
 
 
 def cc_main(argv: list[str], cxx: bool) -> int:
@@ -121,7 +148,13 @@ def cc_main(argv: list[str], cxx: bool) -> int:
         print(f"faabric {tool}: {error}", file=sys.stderr)
         return MISSING_COMPILER_STATUS
     try:
-        return subprocess.run(command_line(compiler.path, argv, cxx), check=False).returncode
+        libraries = link_libraries(argv, default_cache_dir() / "builds" / "libs")
+    except ToolchainError as error:
+        print(f"faabric {tool}: {error}", file=sys.stderr)
+        return 1
+    try:
+        cmd = command_line(compiler.path, argv, cxx, libraries)
+        return subprocess.run(cmd, check=False).returncode
     except OSError as error:
         print(f"faabric {tool}: cannot run {compiler.path}: {error.strerror}", file=sys.stderr)
         return MISSING_COMPILER_STATUS

@@ -1,7 +1,8 @@
 """Length-prefixed message frames over a connected TCP socket, with timeouts.
 
 A frame is a 4-byte big-endian length followed by that many bytes of codec output. Sending
-is safe from many threads (one lock); receiving is meant for a single reader thread. Every
+is safe from many threads (one lock); receiving is meant for a single reader thread, which
+reads ahead (up to 64 KiB per system call) so a burst of small frames costs one read. Every
 blocking call has a deadline, and a peer that closes or sends garbage raises BrokenError.
 This module must not know what the messages mean.
 """
@@ -12,6 +13,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from faabric.errors import BrokenError, ClosedError, TimeoutError_
@@ -20,6 +22,7 @@ from faabric.messages.codec import Codec
 _HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 1 << 30
 DEFAULT_IO_TIMEOUT = 30.0
+_READ_AHEAD = 64 << 10
 
 
 def connect(host: str, port: int, timeout: float) -> socket.socket:
@@ -50,6 +53,9 @@ class FramedSocket:
         self._max_frame = max_frame
         self._send_lock = threading.Lock()
         self._closed = False
+        self._chunk = bytearray(_READ_AHEAD)
+        self._inbox = bytearray()  # received, not yet returned from self._taken on
+        self._taken = 0
         self.peer = _peer_name(sock)
 
     def send(self, message: Any) -> None:
@@ -65,6 +71,22 @@ class FramedSocket:
             except OSError as exc:
                 raise BrokenError(f"cannot send to {self.peer}: {exc}") from exc
 
+    def send_many(self, messages: Sequence[Any]) -> None:
+        """Send several messages, in order, with one write; raises like `send`."""
+        parts: list[bytes] = []
+        for message in messages:
+            body = self._codec.encode(message)
+            if len(body) > self._max_frame:
+                raise BrokenError(f"message of {len(body)} bytes exceeds the frame limit")
+            parts += (_HEADER.pack(len(body)), body)
+        with self._send_lock:
+            if self._closed:
+                raise ClosedError("the connection is closed")
+            try:
+                self._sock.sendall(b"".join(parts))
+            except OSError as exc:
+                raise BrokenError(f"cannot send to {self.peer}: {exc}") from exc
+
     def recv(self, timeout: float | None) -> Any:
         """Receive one message, waiting at most `timeout` s for it to start (None: forever).
 
@@ -74,7 +96,7 @@ class FramedSocket:
         """
         if self._closed:
             raise ClosedError("the connection is closed")
-        if not self._readable(timeout):
+        if len(self._inbox) == self._taken and not self._readable(timeout):
             raise TimeoutError_(f"no message from {self.peer} within {timeout} s")
         (length,) = _HEADER.unpack(self._read_exact(_HEADER.size))
         if length > self._max_frame:
@@ -106,22 +128,43 @@ class FramedSocket:
         return bool(ready)
 
     def _read_exact(self, size: int) -> bytes:
-        buf = bytearray(size)
-        view = memoryview(buf)
-        got = 0
-        while got < size:
-            try:
-                n = self._sock.recv_into(view[got:], size - got)
-            except TimeoutError as exc:
-                raise BrokenError(f"{self.peer} stalled in the middle of a message") from exc
-            except OSError as exc:
-                if self._closed:
-                    raise ClosedError("the connection is closed") from exc
-                raise BrokenError(f"connection to {self.peer} failed: {exc}") from exc
-            if n == 0:
-                raise BrokenError(f"{self.peer} closed the connection")
-            got += n
-        return bytes(buf)
+        # Small frames come out of the read-ahead buffer: one recv often brings several.
+        buffered = len(self._inbox) - self._taken
+        if size - buffered > _READ_AHEAD:  # a large frame: read the rest into its own buffer
+            buf = bytearray(size)
+            buf[:buffered] = self._inbox[self._taken :]
+            self._inbox.clear()
+            self._taken = 0
+            view = memoryview(buf)
+            got = buffered
+            while got < size:
+                got += self._recv_into(view[got:])
+            return bytes(buf)
+        while len(self._inbox) - self._taken < size:
+            n = self._recv_into(self._chunk)
+            self._inbox += self._chunk[:n]
+        start, self._taken = self._taken, self._taken + size
+        data = bytes(self._inbox[start : self._taken])
+        if self._taken == len(self._inbox):
+            self._inbox.clear()
+            self._taken = 0
+        elif self._taken > _READ_AHEAD:
+            del self._inbox[: self._taken]
+            self._taken = 0
+        return data
+
+    def _recv_into(self, view: memoryview | bytearray) -> int:
+        try:
+            n = self._sock.recv_into(view)
+        except TimeoutError as exc:
+            raise BrokenError(f"{self.peer} stalled in the middle of a message") from exc
+        except OSError as exc:
+            if self._closed:
+                raise ClosedError("the connection is closed") from exc
+            raise BrokenError(f"connection to {self.peer} failed: {exc}") from exc
+        if n == 0:
+            raise BrokenError(f"{self.peer} closed the connection")
+        return n
 
 
 def _peer_name(sock: socket.socket) -> str:

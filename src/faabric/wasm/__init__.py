@@ -12,12 +12,14 @@ Importing this package applies `_patch.apply()` once: wasmtime-py 50.0.1 cannot 
 from faabric.wasm import _patch
 from faabric.wasm.cache import LoadedModule, ModuleCache
 from faabric.wasm.engine import WasmEngine, module_digest
-from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction
+from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction, Threads
+from faabric.wasm.interrupt import Cancellation
 from faabric.wasm.launcher import Launcher, RunResult, RunSpec
 
 _patch.apply()
 
 __all__ = [
+    "Cancellation",
     "GuestFault",
     "GuestMemory",
     "HostCall",
@@ -27,6 +29,7 @@ __all__ = [
     "ModuleCache",
     "RunResult",
     "RunSpec",
+    "Threads",
     "WasmEngine",
     "module_digest",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -95,7 +96,20 @@ def _kind(item: Any) -> int:
     return int(item.kind)
 
 
-def caller_memory(caller: Any, context: Any) -> GuestMemory:
+@dataclass(frozen=True, slots=True)
+class MemoryHandle:
+    """An instance's exported memory, found once: wasmtime never moves a 32-bit memory (it
+    reserves the whole 4 GiB range), so only its size must be read again on later calls."""
+
+    item: Any  # wasmtime_extern_t holding the memory
+    base: int
+
+    def view(self, context: Any) -> GuestMemory:
+        size = ffi.wasmtime_memory_data_size(context, ctypes.byref(self.item.of.memory))
+        return GuestMemory(self.base, int(size))
+
+
+def caller_memory(caller: Any, context: Any) -> MemoryHandle:
     """The calling instance's exported (unshared) `memory`."""
     item = ffi.wasmtime_extern_t()
     found = ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item))
@@ -106,7 +120,7 @@ def caller_memory(caller: Any, context: Any) -> GuestMemory:
         raise GuestFault("the module's memory export is not a plain memory")
     memory = ctypes.byref(item.of.memory)
     base = ctypes.cast(ffi.wasmtime_memory_data(context, memory), ctypes.c_void_p).value
-    return GuestMemory(base or 0, int(ffi.wasmtime_memory_data_size(context, memory)))
+    return MemoryHandle(item, base or 0)
 
 
 def shared_memory_view(shared: Any) -> GuestMemory:
@@ -129,6 +143,51 @@ def export_func(store: Any, instance: Any, name: str) -> Any | None:
         ffi.wasmtime_extern_delete(ctypes.byref(item))
         return None
     return item.of.func
+
+
+def make_epoch_callback(decide: Callable[[int], int | str]) -> Any:
+    """A raw epoch-deadline callback: `decide(key)` gets the store's data key and returns the
+    ticks to run before asking again, or a message that ends the instance with an error."""
+    callback_type = bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
+
+    def callback(context: Any, data: Any, delta: Any, kind: Any) -> int:
+        try:
+            answer = decide(int(data or 0))
+        except BaseException as error:  # must not unwind into wasmtime
+            answer = f"faabric failed while checking the instance: {error!r}"
+        if isinstance(answer, str):
+            text = answer.encode(errors="replace")
+            error_ptr = ffi.wasmtime_error_new(ctypes.create_string_buffer(text))
+            address: int | None = ctypes.cast(error_ptr, ctypes.c_void_p).value
+            return address or 0
+        delta[0] = max(1, answer)
+        kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+        return 0
+
+    return callback_type(callback)
+
+
+def set_epoch_callback(store: Any, callback: Any, key: int, ticks: int) -> None:
+    """Make `store` call `callback` (from `make_epoch_callback`) with `key` every time its
+    epoch deadline, first set `ticks` from now, is reached."""
+    bindings._wasmtime_store_epoch_deadline_callback(
+        store.ptr(), callback, ctypes.c_void_p(key), _NO_FINALIZER
+    )
+    ffi.wasmtime_context_set_epoch_deadline(store._context(), max(1, ticks))
+
+
+def call_i32_arg(store: Any, func: Any, value: int) -> None:
+    """Call a `(i32) -> ()` function (the caller checked the type); raise as wasmtime-py does."""
+    slots = (ffi.wasmtime_val_raw_t * 1)()
+    slots[0].i32 = value
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call_unchecked(
+        store._context(), ctypes.byref(func), slots, 1, ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
 
 
 def call_no_args(store: Any, func: Any) -> None:

@@ -2,8 +2,9 @@
 
 A `HostFunction` names one import (module, name, i32/i64 signature) and a Python `impl`
 called as `impl(call, *args)`. `call.state` is the per-instance object given to
-`Launcher.run`; `call.memory()` is a bounds-checked view of the guest's linear memory. An impl
-ends the guest with a clear message by raising `GuestFault`. This module must not import
+`Launcher.run`; `call.memory()` is a bounds-checked view of the guest's linear memory;
+`call.threads()` starts sibling instances of a thread-capable module. An impl ends the guest
+with a clear message by raising `GuestFault`. This module must not import
 wasmtime: the layers above use these types without touching the engine.
 """
 
@@ -22,6 +23,24 @@ class GuestFault(Exception):
     """Raised by a host function to stop the guest: it passed a bad pointer or argument."""
 
 
+class ThreadExit(GuestFault):
+    """Raised (through `HostCall.end_thread`) to end the calling thread normally."""
+
+
+class Threads(Protocol):
+    """The sibling instances of a granule whose module shares its memory."""
+
+    @property
+    def running(self) -> int:
+        """Threads started and not yet ended, the main instance not counted."""
+        ...
+
+    def spawn(self, function: int, arg: int, stack_top: int) -> int:
+        """Run `__indirect_function_table[function](arg)` in a new instance on a new thread
+        with `__stack_pointer` = `stack_top`; returns the new thread's number (1, 2, ...)."""
+        ...
+
+
 class HostCall(Protocol):
     """What a host function sees of the instance calling it."""
 
@@ -32,6 +51,19 @@ class HostCall(Protocol):
 
     def memory(self) -> GuestMemory:
         """The caller's linear memory, as it is now (it may grow between calls)."""
+        ...
+
+    def threads(self) -> Threads:
+        """The caller's team; GuestFault if its module is not thread-capable."""
+        ...
+
+    @property
+    def thread_number(self) -> int:
+        """0 in the main instance, the number `Threads.spawn` returned in the others."""
+        ...
+
+    def end_thread(self) -> None:
+        """End the calling thread as if its entry function had returned (raises ThreadExit)."""
         ...
 
 

@@ -3,34 +3,51 @@
 A `Launcher` owns one Linker (WASI plus the host functions it was given, defined once through
 wasmtime's raw API) and an `InstancePre` per module, so starting an instance costs a Store, a
 WASI context and the instantiation itself. Per-instance host state is found through the
-store's data slot. `run` turns everything the guest does into an `Outcome`; it raises only for
-faabric's own bugs. This module must not know what the host functions mean (faabric.abi does)
-or who asked for the run (faabric.granule does).
+store's data slot. Every store runs in slices of epoch ticks; between slices a `Watch` decides
+whether it goes on (cancellation, timeout, its team ending). A thread-capable module's run
+gets a `Team`, so the guest can start threads on its shared memory. `run` turns everything
+the guest does into an `Outcome`; it raises only for faabric's own bugs. This module must not
+know what the host functions mean (faabric.abi does) or who asked for the run
+(faabric.granule does).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
 
 from faabric.errors import FaabricError, ModuleError
-from faabric.messages.types import Exited, Failed, Outcome, TimedOut, Trapped
+from faabric.messages.types import Cancelled, Exited, Failed, Outcome, TimedOut, Trapped
 from faabric.wasm import _raw
 from faabric.wasm.cache import ENTRY_POINT, LoadedModule
-from faabric.wasm.capture import OUTPUT_LIMIT, MemoryFile
+from faabric.wasm.capture import OUTPUT_LIMIT, MemoryFile, PipeFile
 from faabric.wasm.engine import WasmEngine
-from faabric.wasm.host import GuestMemory, HostFunction
+from faabric.wasm.host import GuestFault, GuestMemory, HostFunction, ThreadExit, Threads
+from faabric.wasm.interrupt import (
+    DEFAULT_SLICE,
+    Cancellation,
+    CancelRequested,
+    Clock,
+    DeadlinePassed,
+    TeamStopped,
+    Verdict,
+    Watch,
+)
+from faabric.wasm.team import Member, Team
 
 WASI_MODULE = "wasi_snapshot_preview1"
 PAGE = 65536
 _NUMBERED = re.compile(r"^\d+:\s*")
 DEFAULT_LIMIT = 1 << 30
+Output = MemoryFile | PipeFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +70,55 @@ class RunResult:
 
 
 @dataclass(slots=True)
+class _Granule:
+    """One run of a module: what all of its instances (main and threads) share."""
+
+    module: LoadedModule
+    spec: RunSpec
+    state: object
+    watch: Watch
+    out: Output
+    err: Output
+    shared: Any = None
+    linker: Any = None
+    team: Team | None = None
+
+
+@dataclass(slots=True)
 class _Live:
     """A running instance as its host functions see it (implements host.HostCall)."""
 
-    state: object
-    shared: Any = None
+    granule: _Granule
+    number: int = 0
     caller: Any = field(default=None)
     context: Any = field(default=None)
+    verdict: Verdict | None = None
+    thread_exit: bool = False
+    found_memory: _raw.MemoryHandle | None = None
+
+    @property
+    def state(self) -> object:
+        return self.granule.state
+
+    @property
+    def thread_number(self) -> int:
+        return self.number
 
     def memory(self) -> GuestMemory:
-        if self.shared is not None:
-            return _raw.shared_memory_view(self.shared)
-        return _raw.caller_memory(self.caller, self.context)
+        if self.granule.shared is not None:
+            return _raw.shared_memory_view(self.granule.shared)
+        if self.found_memory is None:
+            self.found_memory = _raw.caller_memory(self.caller, self.context)
+        return self.found_memory.view(self.context)
+
+    def threads(self) -> Threads:
+        if self.granule.team is None:
+            raise GuestFault("threads need a thread-capable build (faabric cc -pthread/-fopenmp)")
+        return self.granule.team
+
+    def end_thread(self) -> None:
+        self.thread_exit = True
+        raise ThreadExit("the thread ended")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +134,13 @@ class Launcher:
 
     def __init__(
         self, engine: WasmEngine, functions: Sequence[HostFunction],
-        output_limit: int = OUTPUT_LIMIT,
+        output_limit: int = OUTPUT_LIMIT, *, slice_seconds: float = DEFAULT_SLICE,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._engine = engine
         self.output_limit = output_limit
+        self._slice = slice_seconds
+        self._clock = clock
         self._functions = tuple(functions)
         self._provided = {(f.module, f.name) for f in self._functions}
         self._live: dict[int, _Live] = {}
@@ -91,6 +148,7 @@ class Launcher:
         self._bindings = [
             (f, _raw.make_callback(f, self._dispatch), _raw.func_type(f)) for f in self._functions
         ]
+        self._on_slice_callback = _raw.make_epoch_callback(self._on_slice)
         self._linker = self._new_linker()
         self._prepared: dict[str, _Prepared] = {}
         self._lock = threading.Lock()
@@ -108,12 +166,40 @@ class Launcher:
         live.context = context
         return live
 
-    def run(self, module: LoadedModule, spec: RunSpec, state: object) -> RunResult:
-        """Run `module`'s `_start` in a fresh sandbox; `state` is what host functions see."""
-        stdout, stderr = MemoryFile("stdout"), MemoryFile("stderr")
+    def _on_slice(self, key: int) -> int | str:
+        """Between two slices of a store: the ticks of its next slice, or why it must stop."""
+        live = self._live.get(key)
+        if live is None:
+            return self._ticks(self._slice)
+        verdict = live.granule.watch.verdict()
+        if verdict is None:
+            return self._ticks(live.granule.watch.next_slice())
+        live.verdict = verdict
+        return f"stopped by faabric: {verdict}"
+
+    def _ticks(self, seconds: float) -> int:
+        return max(1, math.ceil(seconds / self._engine.tick))
+
+    def run(
+        self, module: LoadedModule, spec: RunSpec, state: object,
+        before_release: Callable[[], None] | None = None, *,
+        cancel: Cancellation | None = None,
+    ) -> RunResult:
+        """Run `module`'s `_start` in a fresh sandbox; `state` is what host functions see.
+
+        `before_release` is called once the guest has stopped but while its memory still
+        exists, so that other threads holding pointers into it can let go of them. Cancelling
+        `cancel` stops the run within about one slice; its outcome is then `Cancelled`.
+        """
+        threaded = module.shared_memory is not None
+        stdout: Output = PipeFile("stdout") if threaded else MemoryFile("stdout")
+        stderr: Output = PipeFile("stderr") if threaded else MemoryFile("stderr")
+        watch = Watch(self._clock() + spec.timeout, cancel or Cancellation(),
+                      threading.Event(), self._clock, self._slice)
+        granule = _Granule(module, spec, state, watch, stdout, stderr)
         try:
             try:
-                outcome = self._run(module, spec, _Live(state), stdout, stderr)
+                outcome = self._run(granule, before_release)
             except FaabricError as error:
                 outcome = Failed(str(error))
             limit = self.output_limit
@@ -122,39 +208,56 @@ class Launcher:
             stdout.close()
             stderr.close()
 
-    def _run(
-        self, module: LoadedModule, spec: RunSpec, live: _Live, out: MemoryFile,
-        err: MemoryFile,
-    ) -> Outcome:
-        pre = self._prepare(module)
+    def _run(self, granule: _Granule, before_release: Callable[[], None] | None) -> Outcome:
+        pre = self._prepare(granule.module)
+        live = _Live(granule)
+        store, key = self._new_store(live)
+        outcome: Outcome | None = None
+        try:
+            outcome = self._execute(pre, store, live)
+        finally:
+            if granule.team is not None:
+                granule.team.stop_all()
+            del self._live[key]
+            if before_release is not None:
+                before_release()
+        team = granule.team
+        if team is None:
+            assert outcome is not None
+            return outcome
+        if outcome is not None:
+            team.conclude(outcome)
+        return team.outcome or Exited(0)
+
+    def _new_store(self, live: _Live) -> tuple[Any, int]:
+        """A store for one instance of the run, with WASI, limits and slice checks."""
+        granule = live.granule
         store = wasmtime.Store(self._engine.wasmtime)
         wasi = wasmtime.WasiConfig()
-        wasi.argv = list(spec.argv)
-        wasi.env = [list(pair) for pair in spec.env]
-        wasi.stdout_file = out.path
-        wasi.stderr_file = err.path
+        wasi.argv = list(granule.spec.argv)
+        wasi.env = [list(pair) for pair in granule.spec.env]
+        wasi.stdout_file = granule.out.path
+        wasi.stderr_file = granule.err.path
         store.set_wasi(wasi)
-        store.set_limits(memory_size=spec.memory_limit)
+        store.set_limits(memory_size=granule.spec.memory_limit)
         key = next(self._keys)
         _raw.set_context_key(store, key)
         self._live[key] = live
-        try:
-            store.set_epoch_deadline(self._engine.ticks_for(spec.timeout))
-            return self._execute(module, pre, store, spec, live, err)
-        finally:
-            del self._live[key]
+        _raw.set_epoch_callback(
+            store, self._on_slice_callback, key, self._ticks(granule.watch.next_slice())
+        )
+        return store, key
 
-    def _execute(
-        self, module: LoadedModule, pre: Any, store: Any, spec: RunSpec, live: _Live,
-        err: MemoryFile,
-    ) -> Outcome:
+    def _execute(self, pre: Any, store: Any, live: _Live) -> Outcome | None:
+        """Instantiate and run `_start` in the main instance; None if its team stopped it."""
+        granule = live.granule
         try:
             if pre is None:
-                instance = self._instantiate_shared(module, store, spec, live)
+                instance = self._instantiate_shared(store, granule)
             else:
                 instance = pre.instantiate(store)
         except wasmtime.Trap as trap:
-            return _ended(trap, spec, err)
+            return self._ended(trap, live)
         except wasmtime.WasmtimeError as error:
             return Failed(f"the module cannot be instantiated: {cause_of(str(error))}")
         start = _raw.export_func(store, instance, ENTRY_POINT)
@@ -163,14 +266,37 @@ class Launcher:
         try:
             _raw.call_no_args(store, start)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as ended:
-            return _ended(ended, spec, err)
+            return self._ended(ended, live)
         return Exited(0)
 
-    def _instantiate_shared(
-        self, module: LoadedModule, store: Any, spec: RunSpec, live: _Live
-    ) -> Any:
-        wanted = module.shared_memory
+    def _ended(self, error: BaseException, live: _Live) -> Outcome | None:
+        """How an instance's call that ended in an error ends the granule (None: it does not).
+
+        Traps raised by host functions reach us as plain WasmtimeErrors; they count as traps.
+        """
+        granule = live.granule
+        match live.verdict:
+            case CancelRequested(reason):
+                return Cancelled(reason)
+            case DeadlinePassed():
+                return TimedOut(granule.spec.timeout)
+            case TeamStopped():
+                return None
+        if isinstance(error, wasmtime.ExitTrap):
+            return Exited(error.code)
+        if live.thread_exit:
+            return None if live.number else Exited(0)
+        text = str(error)
+        if isinstance(error, wasmtime.Trap) and error.trap_code == wasmtime.TrapCode.INTERRUPT:
+            return TimedOut(granule.spec.timeout)
+        who = f"thread {live.number} trapped: " if live.number else ""
+        granule.err.append_note(f"\n[faabric] {who}{text.strip()}\n")
+        return Trapped(who + cause_of(text))
+
+    def _instantiate_shared(self, store: Any, granule: _Granule) -> Any:
+        wanted = granule.module.shared_memory
         assert wanted is not None
+        spec = granule.spec
         limit_pages = spec.memory_limit // PAGE
         maximum = limit_pages if wanted.maximum is None else min(wanted.maximum, limit_pages)
         if wanted.minimum > maximum:
@@ -179,10 +305,37 @@ class Launcher:
                 f" of {spec.memory_limit}"
             )
         memory_type = wasmtime.MemoryType(wasmtime.Limits(wanted.minimum, maximum), shared=True)
-        live.shared = wasmtime.SharedMemory(self._engine.wasmtime, memory_type)
-        linker = self._new_linker()
-        linker.define(store, "env", "memory", live.shared)
-        return linker.instantiate(store, module.handle)
+        granule.shared = wasmtime.SharedMemory(self._engine.wasmtime, memory_type)
+        granule.linker = self._new_linker()
+        granule.linker.define(store, "env", "memory", granule.shared)
+        granule.team = Team(
+            lambda number: self._new_member(granule, number), granule.watch.team_stop
+        )
+        return granule.linker.instantiate(store, granule.module.handle)
+
+    def _new_member(self, granule: _Granule, number: int) -> Member:
+        """A thread's instance of the granule's module, on its shared memory."""
+        live = _Live(granule, number)
+        store, key = self._new_store(live)
+        try:
+            instance = granule.linker.instantiate(store, granule.module.handle)
+        except BaseException:
+            del self._live[key]
+            raise
+
+        def release() -> None:
+            self._live.pop(key, None)
+
+        return Member(store, instance, lambda error: self._thread_ended(error, live), release)
+
+    def _thread_ended(self, error: BaseException | None, live: _Live) -> Outcome | None:
+        if error is None:
+            return None
+        if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError)):
+            return self._ended(error, live)
+        if isinstance(error, GuestFault):
+            return Trapped(f"thread {live.number} trapped: {error}")
+        return Failed(f"thread {live.number} failed in faabric: {error}")
 
     def _prepare(self, module: LoadedModule) -> Any:
         """The module's InstancePre (None for a shared-memory module); ModuleError if unlinkable."""
@@ -210,20 +363,6 @@ class Launcher:
             return self._linker.instantiate_pre(module.handle)
         except wasmtime.WasmtimeError as error:
             raise ModuleError(f"the module cannot be linked: {cause_of(str(error))}") from None
-
-
-def _ended(error: Exception, spec: RunSpec, err: MemoryFile) -> Outcome:
-    """The outcome of a call that ended in an error: exit, timeout or trap.
-
-    Traps raised by host functions reach us as plain WasmtimeErrors; they count as traps.
-    """
-    if isinstance(error, wasmtime.ExitTrap):
-        return Exited(error.code)
-    text = str(error)
-    if isinstance(error, wasmtime.Trap) and error.trap_code == wasmtime.TrapCode.INTERRUPT:
-        return TimedOut(spec.timeout)
-    err.append_note(f"\n[faabric] {text.strip()}\n")
-    return Trapped(cause_of(text))
 
 
 def cause_of(message: str) -> str:

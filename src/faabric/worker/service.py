@@ -28,21 +28,31 @@ from faabric.messages.control import (
     Registered,
     Report,
     RunBatch,
+    ScaleGranted,
+    ScaleRefused,
+    ScaleRelease,
+    ScaleRequest,
     StopApp,
 )
-from faabric.messages.types import AppSpec, Failed, GranuleResult
+from faabric.messages.types import Batch, Cancelled, GranuleResult
 from faabric.transport.framing import FramedSocket, connect
+from faabric.worker.scaling import ScaleClient
 
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT = 10.0
+NOT_STARTED = "the app was stopped before this granule started"
 
 
 class Runner(Protocol):
     """Runs one granule; must never raise for anything the guest does."""
 
-    def run(self, app_id: int, spec: AppSpec, index: int) -> GranuleResult:
-        """Run one granule to its end."""
+    def run(self, batch: Batch, index: int) -> GranuleResult:
+        """Run granule `index` of `batch` to its end."""
+        ...
+
+    def stop(self, app_id: int, reason: str) -> None:
+        """Make the app's running granules end soon (blocked calls fail with `reason`)."""
         ...
 
 
@@ -69,13 +79,16 @@ class Worker:
         runner: Runner,
         locate_planner: Callable[[], PlannerAddress],
         reconnect_for: float,
+        data_address: str = "",
     ) -> None:
         self.name = name
         self.slots = slots
         self._runner = runner
         self._locate = locate_planner
         self._reconnect_for = reconnect_for
-        self._tasks: queue.SimpleQueue[tuple[int, AppSpec, int] | None] = queue.SimpleQueue()
+        self._data_address = data_address
+        self.scaling = ScaleClient(self._send)
+        self._tasks: queue.SimpleQueue[tuple[Batch, int] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._conn: FramedSocket | None = None
         self._conn_lock = threading.Lock()
@@ -104,6 +117,7 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 log.warning("lost the planner: %s; reconnecting", exc)
+                self.scaling.disconnected()
                 conn, _ = self._reconnect()
 
     def stop(self, reason: str = "shutting down") -> None:
@@ -128,7 +142,7 @@ class Worker:
         address = self._locate()
         sock = connect(address.host, address.control_port, timeout=REGISTER_TIMEOUT)
         conn = FramedSocket(sock, CONTROL_CODEC)
-        conn.send(Register(self.name, self.slots, __version__))
+        conn.send(Register(self.name, self.slots, __version__, self._data_address))
         try:
             answer = conn.recv(REGISTER_TIMEOUT)
         except TimeoutError_ as exc:
@@ -169,12 +183,14 @@ class Worker:
             match message:
                 case RunBatch(batch):
                     for index in batch.indices:
-                        self._tasks.put((batch.app_id, batch.spec, index))
+                        self._tasks.put((batch, index))
                 case StopApp(app_id):
-                    # Granules not started yet are skipped; running ones go on to their end
-                    # or timeout (wasm cannot yet be interrupted from outside).
+                    # Granules not started yet are skipped; running ones are told to stop.
                     with self._conn_lock:
                         self._stopped_apps.add(app_id)
+                    self._runner.stop(app_id, "the app was stopped")
+                case ScaleGranted() | ScaleRefused():
+                    self.scaling.answered(message)
                 case Goodbye(reason):
                     raise BrokenError(f"the planner said goodbye ({reason})")
                 case _:
@@ -184,15 +200,18 @@ class Worker:
         while not self._stopping.wait(interval):
             self._send(KeepAlive())
 
-    def _send(self, message: KeepAlive | Report) -> None:
+    def _send(self, message: KeepAlive | Report | ScaleRequest | ScaleRelease) -> bool:
+        """Send to the planner; False if it is not connected or the send failed."""
         with self._conn_lock:
             conn = self._conn
         if conn is None:
-            return
+            return False
         try:
             conn.send(message)
+            return True
         except TransportError as exc:
             log.debug("could not send %s: %s", type(message).__name__, exc)
+            return False
 
     # -- granules -----------------------------------------------------------------------------
 
@@ -201,11 +220,11 @@ class Worker:
             task = self._tasks.get()
             if task is None:
                 return
-            app_id, spec, index = task
+            batch, index = task
             with self._conn_lock:
-                stopped = app_id in self._stopped_apps
+                stopped = batch.app_id in self._stopped_apps
             if stopped:
-                result = GranuleResult(app_id, index, self.name, Failed("cancelled"))
+                result = GranuleResult(batch.app_id, index, self.name, Cancelled(NOT_STARTED))
             else:
-                result = self._runner.run(app_id, spec, index)
+                result = self._runner.run(batch, index)
             self._send(Report(result))

@@ -1,0 +1,213 @@
+"""The data plane between workers: raw TCP frames carrying MPI messages straight to memory.
+
+Each worker listens on one port. To send to another host it opens one connection, once, and
+sends only on connections it opened, so messages from one host to another arrive in the
+order they were sent. A frame is a fixed header (kind, app, context, source, destination,
+tag, length, token) and the payload; the reader thread of a connection hands payloads to the
+`Router`, which may read them straight into a posted receive buffer. Readers never wait for
+the application (unmatched messages are buffered), so a full receive queue cannot block a
+sender's progress elsewhere. This module must not know about matching or wasm.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from faabric.mpi import memory
+from faabric.mpi.matching import Envelope
+from faabric.wasm.host import GuestFault
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<BxxxqiiiiqI")
+MESSAGE, ACK, FAILED = 1, 2, 3
+INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with their header
+CONNECT_TIMEOUT = 10.0
+
+
+class Router(Protocol):
+    """Where incoming frames go."""
+
+    def arrive(self, app_id: int, envelope: Envelope, dest: int, token: int,
+               reader: PayloadReader) -> None: ...
+
+    def acknowledged(self, app_id: int, token: int) -> None: ...
+
+    def failed(self, app_id: int, reason: str) -> None: ...
+
+
+class PayloadReader:
+    """Reads one frame's payload from a socket, into memory or into a buffer."""
+
+    def __init__(self, sock: socket.socket, length: int) -> None:
+        self._sock = sock
+        self._left = length
+
+    def read_into(self, address: int, n: int) -> None:
+        """Read the first `n` bytes to host address `address`, then skip the rest."""
+        target = memory.view(address, n) if n else memoryview(bytearray())
+        _recv_exact(self._sock, target)
+        self._left -= n
+        self.skip()
+
+    def read_bytes(self) -> bytearray:
+        data = bytearray(self._left)
+        _recv_exact(self._sock, memoryview(data))
+        self._left = 0
+        return data
+
+    def skip(self) -> None:
+        while self._left:
+            chunk = self._sock.recv(min(self._left, 1 << 20))
+            if not chunk:
+                raise ConnectionError("connection closed mid-frame")
+            self._left -= len(chunk)
+
+
+@dataclass(slots=True)
+class _Link:
+    sock: socket.socket
+    lock: threading.Lock
+
+
+class DataPlane:
+    """Listens for other workers' frames and sends this worker's."""
+
+    def __init__(self, bind: str) -> None:
+        self._server = socket.create_server((bind, 0))
+        self.address = f"{bind}:{self._server.getsockname()[1]}"
+        self._addresses: dict[str, str] = {}
+        self._links: dict[str, _Link] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self, router: Router) -> None:
+        """Start accepting connections; their frames go to `router`."""
+        threading.Thread(target=self._accept_loop, args=(router,), name="data-accept",
+                         daemon=True).start()
+
+    def learn(self, peers: tuple[tuple[str, str], ...]) -> None:
+        """Remember the data-plane address ("ip:port") of each named worker."""
+        with self._lock:
+            self._addresses.update(peers)
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+        with self._lock:
+            links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.sock.close()
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send(self, host: str, app_id: int, envelope: Envelope, dest: int,
+             payload: memoryview, token: int) -> None:
+        header = _HEADER.pack(MESSAGE, app_id, envelope.ctx, envelope.source, dest,
+                              envelope.tag, envelope.length, token)
+        if envelope.length <= INLINE_LIMIT:
+            self._send(host, (header + bytes(payload),))
+        else:
+            self._send(host, (header, payload))
+
+    def acknowledge(self, host: str, app_id: int, token: int) -> None:
+        self._send(host, (_HEADER.pack(ACK, app_id, 0, 0, 0, 0, 0, token),))
+
+    def announce_failure(self, host: str, app_id: int, reason: str) -> None:
+        """Tell `host` that app `app_id` failed; best effort (the host may be gone too)."""
+        text = reason.encode()
+        try:
+            self._send(host, (_HEADER.pack(FAILED, app_id, 0, 0, 0, 0, len(text), 0) + text,))
+        except GuestFault as exc:
+            log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
+
+    def _send(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+        link = self._link(host)
+        with link.lock:
+            try:
+                for part in parts:
+                    link.sock.sendall(part)
+            except OSError as exc:
+                self._drop(host, link)
+                raise GuestFault(f"lost the connection to worker {host}: {exc}") from exc
+
+    def _link(self, host: str) -> _Link:
+        with self._lock:
+            link = self._links.get(host)
+            address = self._addresses.get(host)
+            if link is not None:
+                return link
+        if address is None:
+            raise GuestFault(f"no data-plane address is known for worker {host}")
+        ip, _, port = address.rpartition(":")
+        try:
+            sock = socket.create_connection((ip, int(port)), timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise GuestFault(f"cannot connect to worker {host} at {address}: {exc}") from exc
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            existing = self._links.get(host)
+            if existing is not None:
+                sock.close()
+                return existing
+            link = self._links[host] = _Link(sock, threading.Lock())
+            return link
+
+    def _drop(self, host: str, link: _Link) -> None:
+        with self._lock:
+            if self._links.get(host) is link:
+                del self._links[host]
+        link.sock.close()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def _accept_loop(self, router: Router) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self._server.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._read_loop, args=(sock, router), name="data-reader",
+                             daemon=True).start()
+
+    def _read_loop(self, sock: socket.socket, router: Router) -> None:
+        header = memoryview(bytearray(_HEADER.size))
+        try:
+            while True:
+                _recv_exact(sock, header)
+                self._dispatch(sock, router, *_HEADER.unpack(header))
+        except (OSError, ConnectionError) as exc:
+            if not self._closed:
+                log.debug("data connection closed: %s", exc)
+        finally:
+            sock.close()
+
+    @staticmethod
+    def _dispatch(sock: socket.socket, router: Router, kind: int, app_id: int, ctx: int,
+                  source: int, dest: int, tag: int, length: int, token: int) -> None:
+        if kind == MESSAGE:
+            reader = PayloadReader(sock, length)
+            router.arrive(app_id, Envelope(ctx, source, tag, length), dest, token, reader)
+            reader.skip()
+        elif kind == ACK:
+            router.acknowledged(app_id, token)
+        elif kind == FAILED:
+            router.failed(app_id, PayloadReader(sock, length).read_bytes().decode(errors="replace"))
+        else:
+            raise ConnectionError(f"unknown frame kind {kind}")
+
+
+def _recv_exact(sock: socket.socket, target: memoryview) -> None:
+    got, total = 0, len(target)
+    while got < total:
+        n = sock.recv_into(target[got:], total - got)
+        if n == 0:
+            raise ConnectionError("connection closed")
+        got += n

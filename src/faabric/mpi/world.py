@@ -1,0 +1,488 @@
+"""One MPI world as one worker sees it: its local ranks, their queues, and the rest by host.
+
+A `LocalWorld` moves messages between ranks of an app: to a rank on this host straight from
+the sender's memory into the posted receive (one copy; small messages are buffered if no
+receive is posted yet, large ones wait in the sender's memory), to a rank elsewhere through
+the `Network`. Every blocking call has a deadline and fails with a `GuestFault` naming the
+cause when another rank failed. A rank's memory is touched by other threads only while it is
+counted in `busy`; `detach` waits for that before the memory is released. This module must
+not know about sockets or wasm instances.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from faabric.mpi import memory
+from faabric.mpi.matching import (
+    Arrived,
+    Copied,
+    Envelope,
+    InPlace,
+    Pattern,
+    Posted,
+    RankQueues,
+    Remote,
+)
+from faabric.wasm.host import GuestFault
+
+EAGER_LIMIT = 64 << 10  # bytes: larger same-host sends wait for their receive (one copy)
+LOCKED_COPY_LIMIT = 16 << 10  # bytes: smaller copies run under the world lock (no busy count)
+PULL_LIMIT = int(__import__("os").environ.get("FM_PULL", 256 << 10))  # bytes: larger sends to a waiting rank are copied by that rank itself
+WAIT_SLICE = 0.5  # seconds between checks of deadlines while blocked
+
+Clock = Callable[[], float]
+
+
+class Network(Protocol):
+    """How a world reaches ranks on other hosts."""
+
+    def send(
+        self, host: str, app_id: int, envelope: Envelope, dest: int, payload: memoryview,
+        token: int,
+    ) -> None:
+        """Send a message; `token` > 0 asks for an acknowledgement once it is matched."""
+        ...
+
+    def acknowledge(self, host: str, app_id: int, token: int) -> None:
+        """Tell `host` that the synchronous send `token` was matched."""
+        ...
+
+    def announce_failure(self, host: str, app_id: int, reason: str) -> None:
+        """Tell `host` that the app failed (best effort)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """A large same-host message matched to a receive of a rank blocked in `wait_change`.
+
+    That rank copies it with its own thread, so in an exchange both sides copy at once
+    instead of whichever sent last copying both ways."""
+
+    posted: Posted
+    envelope: Envelope
+    sender: int
+    address: int
+    request: int
+
+
+@dataclass(slots=True)
+class RankState:
+    """One local rank: its queues, completion counter and who is touching its memory.
+
+    `changed` (on the world's lock) is notified when the counter moves or `busy` drops, so
+    a completion wakes only the rank it belongs to, and only when it waits (`waiting`)."""
+
+    changed: threading.Condition
+    queues: RankQueues = field(default_factory=RankQueues)
+    waiting: int = 0
+    in_wait: bool = False  # blocked in wait_change: large messages may be handed over (pulls)
+    pulls: list[Pull] = field(default_factory=list)
+    completions: int = 0
+    busy: int = 0
+    running: bool = False
+    initialised: bool = False
+    finalised: bool = False
+    deadline: float = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where every rank runs: worker names by rank, their data-plane addresses, this host."""
+
+    placement: tuple[str, ...]
+    here: str
+
+    @property
+    def size(self) -> int:
+        return len(self.placement)
+
+    def hosts(self) -> tuple[str, ...]:
+        """Distinct hosts in order of their lowest rank."""
+        return tuple(dict.fromkeys(self.placement))
+
+    def is_local(self, rank: int) -> bool:
+        return self.placement[rank] == self.here
+
+
+class LocalWorld:
+    """The ranks of app `app_id` on this worker and the routes to the others."""
+
+    def __init__(self, app_id: int, network: Network, clock: Clock = time.monotonic) -> None:
+        self.app_id = app_id
+        self._network = network
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ranks: dict[int, RankState] = {}
+        self._layout: Layout | None = None
+        self._failure: str | None = None
+        self._handles = 0
+        self._tokens: dict[int, tuple[int, int]] = {}  # token -> (rank, request address)
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def configure(self, layout: Layout) -> None:
+        """Learn where every rank runs (messages may arrive before this)."""
+        with self._lock:
+            self._layout = layout
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            raise GuestFault("the MPI world has no placement yet")
+        return self._layout
+
+    def attach(self, rank: int, timeout: float) -> None:
+        """Rank `rank` starts running here."""
+        with self._lock:
+            state = self._rank(rank)
+            state.running = True
+            state.deadline = self._clock() + timeout
+
+    def mark(self, rank: int, *, initialised: bool = False, finalised: bool = False) -> None:
+        with self._lock:
+            state = self._rank(rank)
+            state.initialised |= initialised
+            state.finalised |= finalised
+
+    def detach(self, rank: int) -> None:
+        """Rank `rank`'s memory is about to go: finish or drop everything pointing into it."""
+        with self._lock:
+            state = self._rank(rank)
+            state.running = False
+            state.queues.posted.clear()
+            self._tokens = {t: v for t, v in self._tokens.items() if v[0] != rank}
+            for other in self._ranks.values():
+                self._copy_out_in_place(other, rank)
+            self._settle_pulls(rank)
+            while state.busy:
+                self._sleep(state, WAIT_SLICE)
+
+    def ended_cleanly(self, rank: int) -> bool:
+        """True if the rank finalised, or never used MPI at all."""
+        with self._lock:
+            state = self._rank(rank)
+            return state.finalised or not state.initialised
+
+    def fail(self, reason: str) -> bool:
+        """The world is broken; every blocked call here stops with `reason`.
+
+        Returns True if this was the world's first failure."""
+        with self._lock:
+            first = self._failure is None
+            if first:
+                self._failure = reason
+            for state in self._ranks.values():
+                state.changed.notify_all()
+            return first
+
+    def break_(self, reason: str) -> None:
+        """A rank here failed: fail the world here and on every other host of the app."""
+        if self.fail(reason) and self._layout is not None:
+            for host in self._layout.hosts():
+                if host != self._layout.here:
+                    self._network.announce_failure(host, self.app_id, reason)
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def _rank(self, rank: int) -> RankState:
+        state = self._ranks.get(rank)
+        if state is None:
+            state = self._ranks[rank] = RankState(threading.Condition(self._lock))
+        return state
+
+    def _copy_out_in_place(self, holder: RankState, sender: int) -> None:
+        # A leaving sender's large messages still in its memory are copied, so they arrive.
+        for i, arrived in list(holder.queues.in_place_from(sender)):
+            payload = arrived.payload
+            assert isinstance(payload, InPlace)
+            data = memory.read(payload.address, arrived.envelope.length)
+            holder.queues.arrived[i] = Arrived(arrived.envelope, Copied(data))
+            memory.complete(payload.request)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def isend(
+        self, rank: int, envelope: Envelope, dest: int, address: int, sync: bool, request: int
+    ) -> None:
+        """Send `envelope.length` bytes at `address` to world rank `dest`."""
+        layout = self.layout
+        if layout.is_local(dest):
+            self._send_local(rank, envelope, dest, address, sync, request)
+            return
+        token = 0
+        with self._lock:
+            self._check()
+            if sync:
+                token = self._next_handle()
+                self._tokens[token] = (rank, request)
+                memory.set_pending(request, token)
+        payload = memory.view(address, envelope.length)
+        self._network.send(layout.placement[dest], self.app_id, envelope, dest, payload, token)
+        if not sync:
+            memory.complete(request)
+
+    def _send_local(
+        self, rank: int, envelope: Envelope, dest: int, address: int, sync: bool, request: int
+    ) -> None:
+        with self._lock:
+            self._check()
+            target = self._rank(dest)
+            posted = target.queues.take_posted(envelope)
+            if posted is None:
+                if sync or envelope.length > EAGER_LIMIT:
+                    handle = self._next_handle()
+                    memory.set_pending(request, handle)
+                    target.queues.arrived.append(
+                        Arrived(envelope, InPlace(rank, address, request, handle))
+                    )
+                    return
+                data = memory.read(address, envelope.length)
+                target.queues.arrived.append(Arrived(envelope, Copied(data)))
+                memory.complete(request)
+                return
+            if envelope.length <= LOCKED_COPY_LIMIT:
+                self._deliver(posted, envelope, lambda dst, n: memory.copy(dst, address, n))
+                self._bump(target)
+                memory.complete(request)
+                self._bump(self._rank(rank))
+                return
+            if envelope.length >= PULL_LIMIT and target.in_wait:
+                memory.set_pending(request, self._next_handle())
+                target.pulls.append(Pull(posted, envelope, rank, address, request))
+                target.changed.notify_all()
+                return
+            target.busy += 1
+        self._fill(target, posted, envelope, lambda dst, n: memory.copy(dst, address, n))
+        with self._lock:
+            memory.complete(request)
+            self._bump(self._rank(rank))
+
+    def acknowledged(self, token: int) -> None:
+        """A synchronous send to another host was matched."""
+        with self._lock:
+            found = self._tokens.pop(token, None)
+            if found is not None:
+                rank, request = found
+                memory.complete(request)
+                self._bump(self._rank(rank))
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def irecv(self, rank: int, pattern: Pattern, buffer: int, capacity: int, request: int) -> None:
+        """Post a receive; it completes now if a matching message is already here."""
+        with self._lock:
+            self._check()
+            state = self._rank(rank)
+            arrived = state.queues.take_arrived(pattern)
+            if arrived is None:
+                handle = self._next_handle()
+                memory.set_pending(request, handle)
+                state.queues.posted.append(Posted(pattern, buffer, capacity, request, handle))
+                return
+            payload = arrived.payload
+            if isinstance(payload, Copied) and arrived.envelope.length <= LOCKED_COPY_LIMIT:
+                data = payload.data
+                self._deliver(Posted(pattern, buffer, capacity, request, 0), arrived.envelope,
+                              lambda dst, n: memory.write(dst, data, n))
+                self._bump(state)
+                return
+            if isinstance(payload, InPlace):
+                self._rank(payload.sender).busy += 1
+        posted = Posted(pattern, buffer, capacity, request, 0)
+        self._take(rank, posted, arrived)
+
+    def _take(self, rank: int, posted: Posted, arrived: Arrived) -> None:
+        payload = arrived.payload
+        if isinstance(payload, InPlace):
+            try:
+                self._deliver(posted, arrived.envelope,
+                              lambda dst, n: memory.copy(dst, payload.address, n))
+            finally:
+                with self._lock:
+                    sender = self._rank(payload.sender)
+                    memory.complete(payload.request)
+                    sender.busy -= 1
+                    self._bump(sender)
+        else:
+            data = payload.data
+            self._deliver(posted, arrived.envelope, lambda dst, n: memory.write(dst, data, n))
+            if isinstance(payload, Remote):
+                self._network.acknowledge(self.layout.placement[payload.sender], self.app_id,
+                                          payload.token)
+        with self._lock:
+            self._bump(self._rank(rank))
+
+    def arrive(
+        self, envelope: Envelope, dest: int, read_into: Callable[[int, int], None],
+        read_bytes: Callable[[], bytearray], token: int,
+    ) -> None:
+        """A message from another host: straight into a posted receive if there is one.
+
+        `read_into(address, n)` reads the first n payload bytes to `address` and skips the
+        rest; `read_bytes()` reads the whole payload. Exactly one of them is called.
+        """
+        with self._lock:
+            target = self._rank(dest)
+            posted = target.queues.take_posted(envelope)
+            if posted is not None:
+                target.busy += 1
+        if posted is None:
+            self._arrive_buffered(envelope, dest, read_bytes(), token)
+            return
+        self._fill(target, posted, envelope, read_into)
+        self._acknowledge(envelope, token)
+
+    def _arrive_buffered(
+        self, envelope: Envelope, dest: int, data: bytearray, token: int
+    ) -> None:
+        with self._lock:
+            target = self._rank(dest)
+            posted = target.queues.take_posted(envelope)
+            if posted is None:
+                payload = Remote(data, envelope.source, token) if token else Copied(data)
+                target.queues.arrived.append(Arrived(envelope, payload))
+                return
+            target.busy += 1
+        self._fill(target, posted, envelope, lambda dst, n: memory.write(dst, data, n))
+        self._acknowledge(envelope, token)
+
+    def _fill(
+        self, target: RankState, posted: Posted, envelope: Envelope,
+        move: Callable[[int, int], None],
+    ) -> None:
+        """Write a message into `target`'s posted receive; the caller counted target busy."""
+        try:
+            self._deliver(posted, envelope, move)
+        finally:
+            with self._lock:
+                target.busy -= 1
+                self._bump(target)
+
+    def _acknowledge(self, envelope: Envelope, token: int) -> None:
+        if token:
+            self._network.acknowledge(self.layout.placement[envelope.source], self.app_id, token)
+
+    @staticmethod
+    def _deliver(
+        posted: Posted, envelope: Envelope, move: Callable[[int, int], None]
+    ) -> None:
+        n = min(envelope.length, posted.capacity)
+        move(posted.buffer, n)
+        error = memory.E_TRUNCATE if envelope.length > posted.capacity else memory.OK
+        memory.complete(posted.request, envelope.source, envelope.tag, envelope.length, error)
+
+    # -- probing, cancelling, waiting ---------------------------------------------------------
+
+    def iprobe(self, rank: int, pattern: Pattern, blocking: bool, status: int) -> bool:
+        """Fill `status` from the first matching message not yet received, if any."""
+        with self._lock:
+            state = self._rank(rank)
+            while True:
+                self._check()
+                found = state.queues.peek_arrived(pattern)
+                if found is not None:
+                    memory.complete(status, found.source, found.tag, found.length)
+                    return True
+                if not blocking:
+                    return False
+                self._wait(state, "MPI_Probe")
+
+    def cancel(self, rank: int, request: int) -> bool:
+        """Withdraw a pending receive; False if it already matched (or is not a receive)."""
+        with self._lock:
+            posted = self._rank(rank).queues.cancel(memory.handle_of(request))
+            return posted is not None
+
+    def completions(self, rank: int) -> int:
+        with self._lock:
+            return self._rank(rank).completions
+
+    def wait_change(self, rank: int, seen: int) -> int:
+        """Block until rank's completion counter moves past `seen`.
+
+        While blocked, the rank copies the large messages other ranks here hand to it."""
+        with self._lock:
+            state = self._rank(rank)
+            while True:
+                if state.pulls:
+                    self._pull(state)
+                    continue
+                if state.completions != seen:
+                    return state.completions
+                self._check()
+                state.in_wait = True
+                try:
+                    self._wait(state, "an MPI request")
+                finally:
+                    state.in_wait = False
+
+    def _pull(self, state: RankState) -> None:
+        """Copy the messages handed to `state`'s rank (entered and left holding the lock)."""
+        pulls, state.pulls = state.pulls, []
+        for pull in pulls:
+            self._rank(pull.sender).busy += 1
+        self._lock.release()
+        try:
+            for pull in pulls:
+                self._deliver(pull.posted, pull.envelope,
+                              lambda dst, n, src=pull.address: memory.copy(dst, src, n))
+        finally:
+            self._lock.acquire()
+            for pull in pulls:
+                sender = self._rank(pull.sender)
+                memory.complete(pull.request)
+                sender.busy -= 1
+                self._bump(sender)
+                self._bump(state)
+
+    def _settle_pulls(self, rank: int) -> None:
+        """`rank` is leaving: copy the messages it handed over, complete those handed to it."""
+        for other in self._ranks.values():
+            keep = []
+            for pull in other.pulls:
+                if pull.sender == rank:
+                    self._deliver(pull.posted, pull.envelope,
+                                  lambda dst, n, src=pull.address: memory.copy(dst, src, n))
+                    self._bump(other)
+                elif other is not self._ranks[rank]:
+                    keep.append(pull)
+                    continue
+                memory.complete(pull.request)
+                self._bump(self._rank(pull.sender))
+            other.pulls = keep
+
+    def _wait(self, state: RankState, what: str) -> None:
+        remaining = state.deadline - self._clock()
+        if remaining <= 0:
+            raise GuestFault(f"timed out waiting for {what}")
+        self._sleep(state, min(remaining, WAIT_SLICE))
+
+    @staticmethod
+    def _sleep(state: RankState, seconds: float) -> None:
+        state.waiting += 1
+        try:
+            state.changed.wait(seconds)
+        finally:
+            state.waiting -= 1
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise GuestFault(self._failure)
+
+    @staticmethod
+    def _bump(state: RankState) -> None:
+        state.completions = (state.completions + 1) & 0x7FFF_FFFF
+        if state.waiting:
+            state.changed.notify_all()
+
+    def _next_handle(self) -> int:
+        self._handles = self._handles % 0x7FFF_FFFF + 1
+        return self._handles

@@ -1,0 +1,178 @@
+"""What the planner core is told (events, past tense) and what it answers (commands, imperative).
+
+Plain frozen values; `PlannerCore.handle` takes one `Event` and returns a list of `Command`s.
+This module holds data only: no logic beyond building an error, no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faabric.errors import NotEnoughSlots
+from faabric.messages.types import AppSpec, Batch, GranuleResult
+
+# -- events: what happened ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostRegistered:
+    """A worker joined with `slots` slots. Its name must not be registered already."""
+
+    name: str
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostAlive:
+    """A worker sent a keep-alive. Unknown names are ignored."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostLeft:
+    """A worker deregistered or its connection was lost. Unknown names are ignored."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppSubmitted:
+    """A client submitted an app; the shell chose its (unused) id."""
+
+    app_id: int
+    spec: AppSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AppsSubmitted:
+    """A client submitted several apps at once, as (unused id, spec) pairs in order.
+
+    All or nothing: if any app is larger than the whole cluster, the answer is one `Reject`
+    for the first such app and none of them is recorded.
+    """
+
+    apps: tuple[tuple[int, AppSpec], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GranuleFinished:
+    """A worker reported a granule's result."""
+
+    result: GranuleResult
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRequested:
+    """Worker `host` asks for `count` more slots for running app `app_id` (e.g. the threads
+    of an OpenMP team). `request_id` is the worker's own, echoed in the answer."""
+
+    app_id: int
+    request_id: int
+    count: int
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReleased:
+    """Worker `host` gives back `count` of the scale-change slots app `app_id` holds there
+    (a team shrank or ended). Releasing more than is held frees what is held."""
+
+    app_id: int
+    host: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ticked:
+    """Time passed: expire hosts whose keep-alive is overdue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Drop every app and the queue; hosts stay, with all slots free."""
+
+
+Event = (
+    HostRegistered
+    | HostAlive
+    | HostLeft
+    | AppSubmitted
+    | AppsSubmitted
+    | GranuleFinished
+    | ScaleRequested
+    | ScaleReleased
+    | Ticked
+    | Reset
+)
+
+# -- commands: what the shell must do -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Send `batch` to worker `host` to run."""
+
+    host: str
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Refuse the app: it needs more slots than the whole cluster has. Nothing was recorded."""
+
+    app_id: int
+    requested: int
+    available: int
+
+    def error(self) -> NotEnoughSlots:
+        """The exception to give the client."""
+        return NotEnoughSlots(self.requested, self.available)
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The app is done: wake its waiters; `PlannerCore.app` has its results.
+
+    After `Reset` it is also sent for every dropped in-flight app; `PlannerCore.app` then
+    returns None for it.
+    """
+
+    app_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop the app's granules still running on worker `host`; their slots free as they report."""
+
+    host: str
+    app_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrantScale:
+    """Tell worker `host` its scale request was granted: `placement` is (host, slots) pairs,
+    hosts already running the app first. The slots stay held by the app until released or
+    until the app finishes."""
+
+    host: str
+    request_id: int
+    placement: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseScale:
+    """Tell worker `host` its scale request was refused, at once (it never waits in the
+    queue). `free` is how many slots the app could have had right now (0 if none)."""
+
+    host: str
+    request_id: int
+    reason: str
+    free: int
+
+
+Command = Dispatch | Reject | Finish | Cancel | GrantScale | RefuseScale
+
+# A granule that never ran on any host (its app failed while queued) is reported with this host.
+NO_HOST = ""

@@ -1,0 +1,74 @@
+"""A worker's side of scale changes: ask the planner for more slots for a running app.
+
+A granule that wants to grow (an OpenMP team, say) calls `request`, which sends a
+`ScaleRequest` over the worker's control connection and waits for the planner's answer,
+`ScaleGranted` or `ScaleRefused`; the read loop hands answers in through `answered`. Granted
+slots are given back with `release`. Every wait has a deadline; a lost planner refuses every
+request in flight. This module must not decide what to do with the slots.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from faabric.messages.control import ScaleGranted, ScaleRefused, ScaleRelease, ScaleRequest
+
+ScaleAnswer = ScaleGranted | ScaleRefused
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: ScaleAnswer | None = None
+
+
+class ScaleClient:
+    """Scale requests of this worker's granules, matched to the planner's answers."""
+
+    def __init__(self, send: Callable[[ScaleRequest | ScaleRelease], bool]) -> None:
+        self._send = send
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+
+    def request(self, app_id: int, count: int, timeout: float = DEFAULT_TIMEOUT) -> ScaleAnswer:
+        """Ask for `count` more slots for app `app_id`; the planner answers at once."""
+        pending = _Pending()
+        with self._lock:
+            request_id = next(self._ids)
+            self._pending[request_id] = pending
+        try:
+            if not self._send(ScaleRequest(app_id, request_id, count)):
+                return ScaleRefused(request_id, "the planner is not connected", 0)
+            if not pending.done.wait(timeout):
+                return ScaleRefused(request_id, f"no answer from the planner in {timeout:g} s", 0)
+            assert pending.answer is not None
+            return pending.answer
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+
+    def release(self, app_id: int, count: int) -> None:
+        """Give back `count` granted slots of app `app_id` on this worker (best effort)."""
+        if count > 0:
+            self._send(ScaleRelease(app_id, count))
+
+    def answered(self, answer: ScaleAnswer) -> None:
+        """The planner answered request `answer.request_id`."""
+        with self._lock:
+            pending = self._pending.get(answer.request_id)
+        if pending is not None:
+            pending.answer = answer
+            pending.done.set()
+
+    def disconnected(self) -> None:
+        """The planner connection broke: refuse every request in flight."""
+        with self._lock:
+            waiting = list(self._pending.items())
+        for request_id, pending in waiting:
+            pending.answer = ScaleRefused(request_id, "lost the planner", 0)
+            pending.done.set()
