@@ -6,7 +6,8 @@
 
 With --markdown the table (and the run's context) replaces the text between the markers
 `<!-- bench:begin -->` and `<!-- bench:end -->` in the file, or the file is created with just
-that block. Ray rows are skipped, with a note, when Ray cannot be imported.
+that block. Ray rows are skipped, with a note, when Ray cannot be imported; OpenMPI rows when
+mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, openmp, peers
+from bench import cluster, compute, granule_start, mpi, openmp, peers
 from bench import snapshot as snapshots
 from bench.common import (
     Row,
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the table into this file")
     parser.add_argument("--threads", type=int, default=4, help="client threads (throughput)")
     parser.add_argument("--no-ray", action="store_true", help="skip Ray")
+    parser.add_argument("--no-mpi", action="store_true", help="skip the MPI rows")
     parser.add_argument("--no-diagnostics", action="store_true",
                         help="skip the [diag] variants of the cluster rows")
     args = parser.parse_args(argv)
@@ -103,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
 
         say("6. snapshots: ship, restore, dirty pages, diff, merge (64 MiB and 1 GiB)")
         rows += snapshots.measure(quick, notes)
+
+        if args.no_mpi:
+            notes.append("MPI skipped (--no-mpi).")
+        else:
+            say("7. MPI: faabric vs OpenMPI (bench/mpi.py)")
+            rows += mpi.measure(cache, native, quick, notes)
 
         say("3. granule start from a cached module")
         start = granule_start.measure(noop, samples=100 if quick else 500, native_dir=native)

@@ -211,5 +211,5 @@ if __name__ == "__main__":  # a quick look without the rest of the suite
         from bench.common import render_text
 
         print(render_text(measure(Path(tmp) / "c", Path(tmp) / "n",
-                                  quick=bool(os.environ.get("QUICK")), notes=notes)))
+                                  quick=os.environ.get("QUICK", "0") != "0", notes=notes)))
         print("\n".join(notes))

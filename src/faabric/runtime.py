@@ -97,14 +97,19 @@ class RunningPlanner:
 def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     """A worker ready to `serve()`, and a function releasing its engine afterwards."""
     client = PlannerClient(config.planner)
+    try:
+        data_plane = _open_data_plane(client.host)
+    except FaabricError:
+        client.close()
+        raise
     engine = WasmEngine()
     modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
     name = config.host_name()
-    data_plane = DataPlane(_local_address_towards(client.host))
     worlds = Worlds(name, data_plane)
     data_plane.start(worlds)
+    # The worker is made below; these run only once it serves granules.
     team_slots = TeamSlots(
-        lambda app_id, count: worker.scaling.request(app_id, count),
+        lambda app_id, count: worker.scaling.request(app_id, count, local=True),
         lambda app_id, count: worker.scaling.release(app_id, count),
         team_size=config.slots,
     )
@@ -130,6 +135,15 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         engine.close()
 
     return worker, release
+
+
+def _open_data_plane(planner_host: str) -> DataPlane:
+    """The worker's data-plane listener, on the address other workers route to."""
+    address = _local_address_towards(planner_host)
+    try:
+        return DataPlane(address)
+    except OSError as exc:
+        raise FaabricError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
 
 
 def _local_address_towards(host: str) -> str:

@@ -289,6 +289,20 @@ def test_a_leaving_sender_completes_what_it_handed_over(world: LocalWorld) -> No
     assert ctypes.string_at(buf, len(data)) == data
 
 
+def test_a_blocked_probe_wakes_when_a_message_arrives(world: LocalWorld) -> None:
+    mem = Buffers()
+    status = mem.request()
+    found: list[bool] = []
+    prober = threading.Thread(
+        target=lambda: found.append(world.iprobe(0, Pattern(0, 1, 3), True, status)))
+    prober.start()
+    while not world._rank(0).waiting:
+        threading.Event().wait(0.001)
+    send(world, mem, 1, 0, 3, b"hello")
+    prober.join(0.25)  # well before the wait's 0.5 s slice would end
+    assert found == [True] and fields(status)[:3] == (1, 3, 5)
+
+
 def test_clean_ending_needs_finalize_after_init(world: LocalWorld) -> None:
     assert world.ended_cleanly(0)
     world.mark(0, initialised=True)

@@ -396,7 +396,8 @@ def test_retain_none_still_shows_the_latest(clock: FakeClock) -> None:
 def test_reset_drops_apps_and_frees_slots(core: PlannerCore) -> None:
     run_to_end(core, 1)
     step(core, AppSubmitted(2, spec(4)), AppSubmitted(3, spec(1)))
-    assert step(core, Reset()) == [Finish(2), Finish(3)]
+    # App 2 runs on both hosts (3 waits in the queue): its granules are stopped.
+    assert step(core, Reset()) == [Finish(2), Finish(3), Cancel("a", 2), Cancel("b", 2)]
     assert [core.app(i) for i in (1, 2, 3)] == [None, None, None]
     assert core.statistics() == Statistics(2, 4, 0, 0, 0, 0)
     assert step(core, done(2, 0, "b")) == []  # granules still running somewhere: ignored

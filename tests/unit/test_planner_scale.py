@@ -211,9 +211,18 @@ def test_losing_the_granule_host_releases_slots_elsewhere() -> None:
 def test_reset_releases_granted_slots() -> None:
     core = make_core(("a", 4))
     step(core, AppSubmitted(1, spec(1)), ScaleRequested(1, 1, 3, "a"))
-    assert step(core, Reset()) == [Finish(1)]
+    assert step(core, Reset()) == [Finish(1), Cancel("a", 1)]
     assert used(core) == {"a": 0}
     assert step(core, ScaleReleased(1, "a", 3)) == []
+
+
+def test_a_local_request_is_granted_only_on_the_asking_host() -> None:
+    core = make_core(("a", 4), ("b", 2))
+    step(core, AppSubmitted(1, spec(3)))  # lands on a: the most free slots
+    (granted,) = step(core, ScaleRequested(1, 1, 1, "b", local=True))
+    assert isinstance(granted, GrantScale) and granted.placement == (("b", 1),)
+    (refused,) = step(core, ScaleRequested(1, 2, 2, "b", local=True))
+    assert isinstance(refused, RefuseScale) and refused.free == 1
 
 
 def test_in_flight_listing_shows_granted_slots() -> None:

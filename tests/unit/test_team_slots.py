@@ -77,3 +77,12 @@ def test_granules_are_counted_apart() -> None:
     slots.reserve(call(index=0), 1)
     slots.reserve(call(index=1), 1)
     assert planner.requests == [(7, 1), (7, 1)]
+
+
+def test_when_a_whole_team_does_not_fit_it_asks_for_what_it_needs() -> None:
+    planner = Planner(free=1)
+    slots = TeamSlots(planner.request, planner.release, team_size=4)
+    slots.reserve(call(), 1)
+    assert planner.requests == [(7, 3), (7, 1)]
+    slots.ended(7, 0)
+    assert planner.released == [(7, 1)]

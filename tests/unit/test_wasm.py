@@ -185,6 +185,44 @@ def test_output_is_truncated_with_a_note(
     assert result.stdout == b"about to t\n[faabric: output truncated, 4 bytes dropped]\n"
 
 
+def test_reused_output_files_start_empty(
+    engine: WasmEngine, modules: ModuleCache, guests: dict[str, bytes]
+) -> None:
+    # One launcher reuses its stdout/stderr memfds from run to run (one run at a time here).
+    launcher = Launcher(engine, ())
+    trap = modules.get(modules.add(guests["trap"]))
+    noop = modules.get(modules.add(guests["noop"]))
+    first = launcher.run(trap, RunSpec(("trap",)), None)
+    assert first.stdout == b"about to trap\n" and b"[faabric]" in first.stderr
+    quiet = launcher.run(noop, RunSpec(("noop",)), None)
+    assert (quiet.outcome, quiet.stdout, quiet.stderr) == (Exited(0), b"", b"")
+    again = launcher.run(trap, RunSpec(("trap",)), None)
+    assert (again.stdout, again.stderr) == (first.stdout, first.stderr)
+
+
+def test_concurrent_runs_keep_their_own_output(
+    engine: WasmEngine, modules: ModuleCache, guests: dict[str, bytes]
+) -> None:
+    launcher = Launcher(engine, ())
+    trap = modules.get(modules.add(guests["trap"]))
+    noop = modules.get(modules.add(guests["noop"]))
+    wrong: list[object] = []
+
+    def run(module: object, expected: bytes) -> None:
+        for _ in range(30):
+            result = launcher.run(module, RunSpec(("g",)), None)  # type: ignore[arg-type]
+            if result.stdout != expected:
+                wrong.append(result.stdout)
+
+    threads = [threading.Thread(target=run, args=(trap, b"about to trap\n")),
+               threading.Thread(target=run, args=(noop, b""))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
 def test_cause_of_picks_the_cause_line() -> None:
     text = "error while executing at wasm backtrace:\n  0: f\n\nCaused by:\n    wasm trap: boom\n"
     assert cause_of(text) == "wasm trap: boom"

@@ -144,23 +144,10 @@ def wait_change(call: HostCall, seen: int) -> int:
     return me.world.wait_change(me.rank, seen)
 
 
-import os, sys, time, threading
-def _traced(name, impl):
-    if not os.environ.get("FM_TRACE"):
-        return impl
-    def run(call, *args):
-        t0 = time.perf_counter()
-        r = impl(call, *args)
-        t1 = time.perf_counter()
-        if name not in ("fmpi_completions",) and (len(args) < 5 or args[4] > 100000 or name == "fmpi_wait_change"):
-            open("/tmp/mpiwork/trace.txt", "a").write(f"T {threading.current_thread().name} {name} {t0*1e6:.0f} {t1*1e6:.0f} dur {(t1-t0)*1e6:.0f}\n")
-        return r
-    return run
-
 def _fn(
     name: str, params: int, impl: Callable[..., int | None], result: bool = True
 ) -> HostFunction:
-    return HostFunction(IMPORT_MODULE, name, (I32,) * params, (I32,) if result else (), _traced(name, impl))
+    return HostFunction(IMPORT_MODULE, name, (I32,) * params, (I32,) if result else (), impl)
 
 
 MPI_FUNCTIONS: tuple[HostFunction, ...] = (

@@ -55,6 +55,7 @@ class GranuleRunner:
         self._cancels: dict[int, list[Cancellation]] = {}  # app id -> its running granules'
         self._stopped: OrderedDict[int, str] = OrderedDict()  # recently stopped apps: reason
         self._cancels_lock = threading.Lock()
+        self._mpi_modules: dict[str, bool] = {}  # module digest -> whether it imports MPI
 
     def run(self, batch: Batch, index: int) -> GranuleResult:
         """Run granule `index` of `batch`'s app to completion and describe how it ended."""
@@ -140,12 +141,19 @@ class GranuleRunner:
         return result.outcome, result.stdout, result.stderr
 
     def _join(self, module: LoadedModule, batch: Batch, index: int) -> MpiRank | None:
-        if self._worlds is None or not any(i.module == MPI_MODULE for i in module.imports):
+        if self._worlds is None or not self._uses_mpi(module):
             return None
         placement = batch.placement or (self._host,) * batch.spec.size
         membership = Membership(batch.app_id, placement, batch.peers)
         world = self._worlds.join(membership, index, batch.spec.timeout)
         return MpiRank(world, index, self._host)
+
+    def _uses_mpi(self, module: LoadedModule) -> bool:
+        found = self._mpi_modules.get(module.digest)
+        if found is None:
+            found = any(i.module == MPI_MODULE for i in module.imports)
+            self._mpi_modules[module.digest] = found
+        return found
 
 
 def _run_spec(spec: AppSpec) -> RunSpec:

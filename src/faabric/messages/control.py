@@ -97,6 +97,7 @@ class ScaleRequest:
     app_id: int
     request_id: int
     count: int
+    local: bool = False  # only slots on the asking worker (threads that share its memory)
 
 
 @dataclass(frozen=True, slots=True)

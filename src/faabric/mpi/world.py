@@ -3,10 +3,13 @@
 A `LocalWorld` moves messages between ranks of an app: to a rank on this host straight from
 the sender's memory into the posted receive (one copy; small messages are buffered if no
 receive is posted yet, large ones wait in the sender's memory), to a rank elsewhere through
-the `Network`. Every blocking call has a deadline and fails with a `GuestFault` naming the
-cause when another rank failed. A rank's memory is touched by other threads only while it is
-counted in `busy`; `detach` waits for that before the memory is released. This module must
-not know about sockets or wasm instances.
+the `Network`. A large message for a rank blocked in `wait_change` is handed to that rank
+(a `Pull`), whose own thread copies it, so both sides of an exchange copy at once. Each rank
+has its own condition (on the world's lock), notified only when it waits. Every blocking
+call has a deadline and fails with a `GuestFault` naming the cause when another rank failed.
+A rank's memory is touched by other threads only while it is counted in `busy`; `detach`
+waits for that before the memory is released. This module must not know about sockets or
+wasm instances.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from faabric.wasm.host import GuestFault
 
 EAGER_LIMIT = 64 << 10  # bytes: larger same-host sends wait for their receive (one copy)
 LOCKED_COPY_LIMIT = 16 << 10  # bytes: smaller copies run under the world lock (no busy count)
-PULL_LIMIT = int(__import__("os").environ.get("FM_PULL", 256 << 10))  # bytes: larger sends to a waiting rank are copied by that rank itself
+PULL_LIMIT = 256 << 10  # bytes: larger sends to a waiting rank are copied by that rank
 WAIT_SLICE = 0.5  # seconds between checks of deadlines while blocked
 
 Clock = Callable[[], float]
@@ -69,6 +72,9 @@ class Pull:
     sender: int
     address: int
     request: int
+
+    def copy(self, dst: int, n: int) -> None:
+        memory.copy(dst, self.address, n)
 
 
 @dataclass(slots=True)
@@ -240,12 +246,10 @@ class LocalWorld:
                 if sync or envelope.length > EAGER_LIMIT:
                     handle = self._next_handle()
                     memory.set_pending(request, handle)
-                    target.queues.arrived.append(
-                        Arrived(envelope, InPlace(rank, address, request, handle))
-                    )
+                    self._queue(target, Arrived(envelope, InPlace(rank, address, request, handle)))
                     return
                 data = memory.read(address, envelope.length)
-                target.queues.arrived.append(Arrived(envelope, Copied(data)))
+                self._queue(target, Arrived(envelope, Copied(data)))
                 memory.complete(request)
                 return
             if envelope.length <= LOCKED_COPY_LIMIT:
@@ -348,7 +352,7 @@ class LocalWorld:
             posted = target.queues.take_posted(envelope)
             if posted is None:
                 payload = Remote(data, envelope.source, token) if token else Copied(data)
-                target.queues.arrived.append(Arrived(envelope, payload))
+                self._queue(target, Arrived(envelope, payload))
                 return
             target.busy += 1
         self._fill(target, posted, envelope, lambda dst, n: memory.write(dst, data, n))
@@ -432,8 +436,7 @@ class LocalWorld:
         self._lock.release()
         try:
             for pull in pulls:
-                self._deliver(pull.posted, pull.envelope,
-                              lambda dst, n, src=pull.address: memory.copy(dst, src, n))
+                self._deliver(pull.posted, pull.envelope, pull.copy)
         finally:
             self._lock.acquire()
             for pull in pulls:
@@ -449,8 +452,7 @@ class LocalWorld:
             keep = []
             for pull in other.pulls:
                 if pull.sender == rank:
-                    self._deliver(pull.posted, pull.envelope,
-                                  lambda dst, n, src=pull.address: memory.copy(dst, src, n))
+                    self._deliver(pull.posted, pull.envelope, pull.copy)
                     self._bump(other)
                 elif other is not self._ranks[rank]:
                     keep.append(pull)
@@ -476,6 +478,13 @@ class LocalWorld:
     def _check(self) -> None:
         if self._failure is not None:
             raise GuestFault(self._failure)
+
+    @staticmethod
+    def _queue(target: RankState, arrived: Arrived) -> None:
+        """Keep a message no receive wants yet; a blocked MPI_Probe of `target` looks again."""
+        target.queues.arrived.append(arrived)
+        if target.waiting:
+            target.changed.notify_all()
 
     @staticmethod
     def _bump(state: RankState) -> None:

@@ -43,17 +43,24 @@ class Worlds:
         self._lock = threading.Lock()
         self._worlds: dict[int, LocalWorld] = {}
         self._left: dict[int, int] = {}  # app -> local ranks not yet ended
+        self._running: dict[int, int] = {}  # app -> local ranks running now
+        self._stopped: set[int] = set()  # apps stopped while some local ranks never ran
         self._finished: OrderedDict[int, None] = OrderedDict()
 
     def join(self, membership: Membership, rank: int, timeout: float) -> LocalWorld:
         """Rank `rank` of the app starts here; returns its world."""
         self._network.learn(membership.peers)
+        app_id = membership.app_id
         with self._lock:
-            world = self._world(membership.app_id)
-            if membership.app_id not in self._left:
+            ended = app_id in self._finished
+            world = self._world(app_id)
+            if app_id not in self._left:
                 here = sum(1 for host in membership.placement if host == self.here)
-                self._left[membership.app_id] = here
+                self._left[app_id] = here
                 world.configure(Layout(membership.placement, self.here))
+            self._running[app_id] = self._running.get(app_id, 0) + 1
+        if ended:  # the rest of the world ended here already (stopped, or failed)
+            world.fail(f"the MPI world of app {app_id} had already ended on this worker")
         world.attach(rank, timeout)
         return world
 
@@ -63,16 +70,23 @@ class Worlds:
             problem = "exited without calling MPI_Finalize"
         if problem is not None:
             world.break_(f"rank {rank} {problem}")
+        app_id = world.app_id
         with self._lock:
-            left = self._left.get(world.app_id, 1) - 1
-            self._left[world.app_id] = left
-            if left <= 0:
-                self._forget(world.app_id)
+            self._left[app_id] = self._left.get(app_id, 1) - 1
+            self._running[app_id] = self._running.get(app_id, 1) - 1
+            idle = self._running[app_id] <= 0
+            if self._left[app_id] <= 0 or (idle and app_id in self._stopped):
+                self._forget(app_id)
 
     def stop(self, app_id: int, reason: str) -> None:
-        """The app is being stopped: every blocked call of its ranks here fails."""
+        """The app is being stopped: every blocked call of its ranks here fails, and its
+        world goes as soon as no rank runs here (ranks that never started never leave)."""
         with self._lock:
             world = self._worlds.get(app_id)
+            if world is not None and self._running.get(app_id, 0) <= 0:
+                self._forget(app_id)
+            elif world is not None:
+                self._stopped.add(app_id)
         if world is not None:
             world.fail(reason)
 
@@ -110,6 +124,8 @@ class Worlds:
     def _forget(self, app_id: int) -> None:
         self._worlds.pop(app_id, None)
         self._left.pop(app_id, None)
+        self._running.pop(app_id, None)
+        self._stopped.discard(app_id)
         self._finished[app_id] = None
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)

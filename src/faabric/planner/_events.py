@@ -66,12 +66,14 @@ class GranuleFinished:
 @dataclass(frozen=True, slots=True)
 class ScaleRequested:
     """Worker `host` asks for `count` more slots for running app `app_id` (e.g. the threads
-    of an OpenMP team). `request_id` is the worker's own, echoed in the answer."""
+    of an OpenMP team). `request_id` is the worker's own, echoed in the answer. With `local`
+    only `host`'s own free slots may be granted."""
 
     app_id: int
     request_id: int
     count: int
     host: str
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import socket
 import threading
 
 from faabric import __version__
-from faabric.errors import ClosedError, TimeoutError_, TransportError
+from faabric.errors import ClosedError, TransportError
 from faabric.messages.control import (
     CONTROL_CODEC,
     Goodbye,
@@ -111,17 +111,14 @@ class ControlServer:
 
     def _read_loop(self, name: str, conn: FramedSocket) -> str:
         while True:
-            try:
-                message = conn.recv(timeout=self._service.keepalive_timeout)
-            except TimeoutError_:
-                continue  # expiry is the ticker's job; keep reading
+            message = conn.recv(timeout=None)  # a silent worker is expired by the ticker
             match message:
                 case KeepAlive():
                     self._service.host_alive(name)
                 case Report(result):
                     self._service.granule_finished(result, name)
-                case ScaleRequest(app_id, request_id, count):
-                    self._service.scale_requested(name, app_id, request_id, count)
+                case ScaleRequest(app_id, request_id, count, local):
+                    self._service.scale_requested(name, app_id, request_id, count, local)
                 case ScaleRelease(app_id, count):
                     self._service.scale_released(name, app_id, count)
                 case Goodbye(reason):

@@ -134,8 +134,8 @@ class PlannerCore:
                 commands = self._submit_all(apps, now)
             case GranuleFinished(result):
                 commands = self._record(result, now)
-            case ScaleRequested(app_id, request_id, count, host):
-                commands = [self._scale(app_id, request_id, count, host)]
+            case ScaleRequested(app_id, request_id, count, host, local):
+                commands = [self._scale(app_id, request_id, count, host, local)]
             case ScaleReleased(app_id, host, count):
                 commands = self._release_scale(app_id, host, count, now)
             case Ticked():
@@ -193,7 +193,9 @@ class PlannerCore:
                 commands.append(self._finish(app, now))
         return commands + self._start_queued(now)
 
-    def _scale(self, app_id: int, request_id: int, count: int, host: str) -> Command:
+    def _scale(
+        self, app_id: int, request_id: int, count: int, host: str, local: bool
+    ) -> Command:
         """Answer a scale request at once from the free slots: it never joins the queue."""
         app = self._apps.get(app_id)
         if count < 1:
@@ -204,7 +206,10 @@ class PlannerCore:
         for index, where in app.placement.items():
             if index not in app.results:
                 running[where] = running.get(where, 0) + 1
-        placement = self._policy(self._hosts.capacity(), count, running)
+        capacity = self._hosts.capacity()
+        if local:
+            capacity = [slots for slots in capacity if slots.name == host]
+        placement = self._policy(capacity, count, running)
         if isinstance(placement, NoCapacity):
             reason = f"{count} slots asked, {placement.free} free"
             return RefuseScale(host, request_id, reason, placement.free)
@@ -280,12 +285,18 @@ class PlannerCore:
         return commands
 
     def _reset(self) -> list[Command]:
+        # Granules still running are stopped (within a fraction of a second on their workers).
         dropped = sorted(i for i, app in self._apps.items() if app.state is not AppState.FINISHED)
+        cancels: list[Command] = []
+        for app_id in dropped:
+            app = self._apps[app_id]
+            hosts = {h for i, h in app.placement.items() if i not in app.results}
+            cancels += [Cancel(h, app_id) for h in sorted(hosts)]
         self._apps.clear()
         self._queue.clear()
         self._finished.clear()
         self._hosts.release_all()
-        return [Finish(app_id) for app_id in dropped]
+        return [*(Finish(app_id) for app_id in dropped), *cancels]
 
     # -- scheduling ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import assert_never
 
 from faabric.errors import TransportError
 from faabric.messages.control import (
@@ -25,7 +26,6 @@ from faabric.messages.control import (
     StopApp,
 )
 from faabric.messages.types import AppInfo, AppSpec, Batch, GranuleResult, HostInfo
-from faabric.planner._outbox import Outbox
 from faabric.planner._waiters import WaiterTable
 from faabric.planner.core import (
     AppsSubmitted,
@@ -50,6 +50,7 @@ from faabric.planner.core import (
 )
 from faabric.planner.modules import ModuleStore
 from faabric.transport.framing import FramedSocket
+from faabric.transport.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,12 @@ class PlannerService:
         """A keep-alive arrived."""
         self._feed(HostAlive(name))
 
-    def scale_requested(self, name: str, app_id: int, request_id: int, count: int) -> None:
-        """Worker `name` asked for `count` more slots for app `app_id`; it is answered at once
-        with `ScaleGranted` or `ScaleRefused` on its connection."""
-        self._feed(ScaleRequested(app_id, request_id, count, name))
+    def scale_requested(
+        self, name: str, app_id: int, request_id: int, count: int, local: bool = False
+    ) -> None:
+        """Worker `name` asked for `count` more slots for app `app_id` (only its own with
+        `local`); it is answered at once with `ScaleGranted` or `ScaleRefused`."""
+        self._feed(ScaleRequested(app_id, request_id, count, name, local))
 
     def scale_released(self, name: str, app_id: int, count: int) -> None:
         """Worker `name` gave back `count` scale-change slots of app `app_id`."""
@@ -125,6 +128,7 @@ class PlannerService:
                 return  # already removed (expired, or replaced)
             del self._connections[name]
             del self._outboxes[name]
+            self._data_addresses.pop(name, None)
             outboxes = self._route(self._core.handle(HostLeft(name, reason)))
         conn.close()
         log.info("worker %s left: %s", name, reason)
@@ -142,6 +146,7 @@ class PlannerService:
             conns = [self._connections.pop(n) for n in gone]
             for name in gone:
                 del self._outboxes[name]
+                self._data_addresses.pop(name, None)
         for name, conn in zip(gone, conns, strict=True):
             log.warning("worker %s expired: no keep-alive for %g s", name, self.keepalive_timeout)
             conn.close()
@@ -242,6 +247,8 @@ class PlannerService:
                     message = ScaleGranted(request_id, placement)
                 case RefuseScale(host, request_id, reason, free):
                     message = ScaleRefused(request_id, reason, free)
+                case _:
+                    assert_never(command)
             outbox = self._outboxes.get(host)
             if outbox is not None:  # else the host left meanwhile; the core knows
                 outbox.put(message)

@@ -23,6 +23,7 @@ from faabric.errors import ToolchainError
 from faabric.toolchain.archive import write_archive
 
 LIB_DIR = Path(__file__).resolve().parent / "lib"
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"  # the public headers
 THREAD_FLAGS = ("-matomics", "-mbulk-memory")
 
 
@@ -42,8 +43,10 @@ class Library:
         return sorted(self.directory.glob("*.c"))
 
     def files(self) -> list[Path]:
-        """Every file whose content decides the archive (sources and private headers)."""
-        return sorted([*self.directory.glob("*.c"), *self.directory.glob("*.h")])
+        """Every file whose content decides the archive: its sources, its private headers
+        and the public headers it includes (mpi.h, omp.h, pthread.h, ...)."""
+        own = [*self.directory.glob("*.c"), *self.directory.glob("*.h")]
+        return [*sorted(own), *sorted(INCLUDE_DIR.glob("*.h"))]
 
 
 # Every library faabric links. A thread-only runtime is declared with threaded_only=True.

@@ -4,7 +4,10 @@ A frame is a 4-byte big-endian length followed by that many bytes of codec outpu
 is safe from many threads (one lock); receiving is meant for a single reader thread, which
 reads ahead (up to 64 KiB per system call) so a burst of small frames costs one read. Every
 blocking call has a deadline, and a peer that closes or sends garbage raises BrokenError.
-This module must not know what the messages mean.
+The socket stays in blocking mode with kernel send/receive timeouts (SO_SNDTIMEO and
+SO_RCVTIMEO) rather than Python's socket timeout, which would add a poll(2) — and one more
+release of the GIL — to every send and receive. This module must not know what the messages
+mean.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ class FramedSocket:
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(io_timeout)
+        sock.settimeout(None)
+        limit = _timeval(io_timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
         self._sock = sock
         self._codec = codec
         self._max_frame = max_frame
@@ -96,8 +102,11 @@ class FramedSocket:
         """
         if self._closed:
             raise ClosedError("the connection is closed")
-        if len(self._inbox) == self._taken and not self._readable(timeout):
-            raise TimeoutError_(f"no message from {self.peer} within {timeout} s")
+        if len(self._inbox) == self._taken:
+            if timeout is None:
+                self._await_data()
+            elif not self._readable(timeout):
+                raise TimeoutError_(f"no message from {self.peer} within {timeout} s")
         (length,) = _HEADER.unpack(self._read_exact(_HEADER.size))
         if length > self._max_frame:
             raise BrokenError(f"{self.peer} sent a frame of {length} bytes, over the limit")
@@ -119,6 +128,16 @@ class FramedSocket:
     def closed(self) -> bool:
         """Whether close() was called."""
         return self._closed
+
+    def _await_data(self) -> None:
+        """Block until the next message starts arriving (however long), into the inbox."""
+        while True:
+            try:
+                n = self._recv_into(self._chunk, idle=True)
+            except BlockingIOError:
+                continue  # nothing for io_timeout seconds: not a stall between messages
+            self._inbox += self._chunk[:n]
+            return
 
     def _readable(self, timeout: float | None) -> bool:
         try:
@@ -153,10 +172,14 @@ class FramedSocket:
             self._taken = 0
         return data
 
-    def _recv_into(self, view: memoryview | bytearray) -> int:
+    def _recv_into(self, view: memoryview | bytearray, *, idle: bool = False) -> int:
+        """Receive into `view`; a receive timeout raises BlockingIOError if `idle` (no message
+        started yet), else BrokenError."""
         try:
             n = self._sock.recv_into(view)
-        except TimeoutError as exc:
+        except (TimeoutError, BlockingIOError) as exc:
+            if idle and not self._closed:
+                raise BlockingIOError from exc
             raise BrokenError(f"{self.peer} stalled in the middle of a message") from exc
         except OSError as exc:
             if self._closed:
@@ -165,6 +188,12 @@ class FramedSocket:
         if n == 0:
             raise BrokenError(f"{self.peer} closed the connection")
         return n
+
+
+def _timeval(seconds: float) -> bytes:
+    """A `struct timeval` for SO_SNDTIMEO / SO_RCVTIMEO (at least 1 µs: 0 means never)."""
+    micros = max(1, round(seconds * 1e6))
+    return struct.pack("ll", micros // 1_000_000, micros % 1_000_000)
 
 
 def _peer_name(sock: socket.socket) -> str:

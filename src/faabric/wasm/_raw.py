@@ -3,7 +3,9 @@
 wasmtime-py's `Linker.define_func` / `Func.__call__` cost 10-30 µs per call and pass Python
 exceptions between threads through one module-global slot. The unchecked C API used here
 costs 1-3 µs and returns traps as values, so concurrent granules cannot see each other's
-errors. Nothing outside `faabric.wasm` may use this module.
+errors. The calls made on every host call (finding the caller's store and memory) keep the
+GIL instead of handing it to another thread and back. Nothing outside `faabric.wasm` may
+use this module.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ import wasmtime
 from wasmtime import _bindings as bindings
 from wasmtime import _ffi as ffi
 
+from faabric.wasm._store import keeping_gil
 from faabric.wasm.host import GuestFault, GuestMemory, HostFunction
 
 RawCallback = Callable[[Any, Any, Any, int], int]
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+# Short calls made on every host call or instance start: they keep the GIL (see _store).
+_context_get_data = keeping_gil(bindings._wasmtime_context_get_data)
+_caller_context = keeping_gil(bindings._wasmtime_caller_context)
+_export_get = keeping_gil(bindings._wasmtime_instance_export_get)
+_memory_data_size = keeping_gil(bindings._wasmtime_memory_data_size)
+_shared_data = keeping_gil(bindings._wasmtime_sharedmemory_data)
+_shared_data_size = keeping_gil(bindings._wasmtime_sharedmemory_data_size)
 _VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
 
 
@@ -65,7 +75,7 @@ def make_callback(function: HostFunction, dispatch: Callable[[Any, Any], Any]) -
 
     def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
         try:
-            call = dispatch(caller, ffi.wasmtime_caller_context(caller))
+            call = dispatch(caller, _caller_context(caller))
             args = [raw[i].i32 if kind == "i32" else raw[i].i64 for i, kind in enumerate(kinds)]
             value = impl(call, *args)
             if result == "i32":
@@ -83,12 +93,8 @@ def make_callback(function: HostFunction, dispatch: Callable[[Any, Any], Any]) -
 
 def context_key(context: Any) -> int:
     """The integer faabric stored in a store's data slot (0 if none)."""
-    value: Any = ffi.wasmtime_context_get_data(context)
+    value: Any = _context_get_data(context)
     return int(value or 0)
-
-
-def set_context_key(store: Any, key: int) -> None:
-    ffi.wasmtime_context_set_data(store._context(), key)
 
 
 def _kind(item: Any) -> int:
@@ -105,7 +111,7 @@ class MemoryHandle:
     base: int
 
     def view(self, context: Any) -> GuestMemory:
-        size = ffi.wasmtime_memory_data_size(context, ctypes.byref(self.item.of.memory))
+        size = _memory_data_size(context, ctypes.byref(self.item.of.memory))
         return GuestMemory(self.base, int(size))
 
 
@@ -125,18 +131,16 @@ def caller_memory(caller: Any, context: Any) -> MemoryHandle:
 
 def shared_memory_view(shared: Any) -> GuestMemory:
     """A view of a SharedMemory as it is now."""
-    base = ctypes.cast(ffi.wasmtime_sharedmemory_data(shared.ptr()), ctypes.c_void_p).value
-    return GuestMemory(base or 0, int(ffi.wasmtime_sharedmemory_data_size(shared.ptr())))
+    base = ctypes.cast(_shared_data(shared.ptr()), ctypes.c_void_p).value
+    return GuestMemory(base or 0, int(_shared_data_size(shared.ptr())))
 
 
 def export_func(store: Any, instance: Any, name: str) -> Any | None:
-    """The exported function `name` of `instance`, or None."""
+    """The exported function `name` of `instance` (a raw `wasmtime_instance_t`), or None."""
     item = ffi.wasmtime_extern_t()
     raw_name = name.encode()
-    found = ffi.wasmtime_instance_export_get(
-        store._context(), ctypes.byref(instance._instance), raw_name, len(raw_name),
-        ctypes.byref(item),
-    )
+    found = _export_get(store._context(), ctypes.byref(instance), raw_name, len(raw_name),
+                        ctypes.byref(item))
     if not found:
         return None
     if _kind(item) != ffi.WASMTIME_EXTERN_FUNC.value:
@@ -165,15 +169,6 @@ def make_epoch_callback(decide: Callable[[int], int | str]) -> Any:
         return 0
 
     return callback_type(callback)
-
-
-def set_epoch_callback(store: Any, callback: Any, key: int, ticks: int) -> None:
-    """Make `store` call `callback` (from `make_epoch_callback`) with `key` every time its
-    epoch deadline, first set `ticks` from now, is reached."""
-    bindings._wasmtime_store_epoch_deadline_callback(
-        store.ptr(), callback, ctypes.c_void_p(key), _NO_FINALIZER
-    )
-    ffi.wasmtime_context_set_epoch_deadline(store._context(), max(1, ticks))
 
 
 def call_i32_arg(store: Any, func: Any, value: int) -> None:

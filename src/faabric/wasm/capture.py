@@ -5,7 +5,9 @@ on those foreign threads (taking the GIL for every write) and makes the process 
 exit, so instead each stream goes to a memfd that wasmtime opens by its /proc path, and is
 read back when the instance ends: the first `limit` bytes, plus a note of how much was
 dropped. Limitation: the memfd holds everything the guest writes until the granule ends (the
-granule's timeout bounds it). This module must not know about instances or outcomes.
+granule's timeout bounds it). Making memfds costs system calls, so runs that do not overlap
+reuse them (`CapturePool`): emptied after each read, and wasmtime truncates a file when it
+opens it. This module must not know about instances or outcomes.
 
 Threads of one granule are separate instances, and wasmtime opens (and truncates) an output
 path once per instance, so they cannot share a memfd. `PipeFile` gives them one pipe instead,
@@ -14,11 +16,26 @@ drained by a thread into a `MemoryFile` in the order the writes arrived.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import threading
 
 OUTPUT_LIMIT = 16 << 20  # bytes kept per stream per granule
+# lseek(2) without releasing the GIL: os.fstat would hand the GIL to another thread and wait
+# to get it back, twice per run, for a call that takes well under a microsecond.
+_lseek = ctypes.PYFUNCTYPE(ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int)(
+    ("lseek", ctypes.CDLL(None, use_errno=True))
+)
+
+
+def _size_of(fd: int) -> int:
+    """The size of the file open as `fd` (its offset is moved to the end: use pread)."""
+    size = int(_lseek(fd, 0, os.SEEK_END))
+    if size < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return size
 
 
 class MemoryFile:
@@ -27,10 +44,8 @@ class MemoryFile:
     def __init__(self, name: str) -> None:
         self._fd = os.memfd_create(name, os.MFD_CLOEXEC)
         self._notes: list[bytes] = []
-
-    @property
-    def path(self) -> str:
-        return f"/proc/self/fd/{self._fd}"
+        self._size: int | None = None  # as found by the last read(), until reset()
+        self.path = f"/proc/self/fd/{self._fd}"
 
     @property
     def fd(self) -> int:
@@ -42,16 +57,55 @@ class MemoryFile:
 
     def read(self, limit: int = OUTPUT_LIMIT) -> bytes:
         """The first `limit` bytes written, a truncation note if there were more, and notes."""
-        size = os.fstat(self._fd).st_size
+        size = self._size = _size_of(self._fd)
         data = os.pread(self._fd, min(size, limit), 0) if size else b""
         if size > limit:
             data += f"\n[faabric: output truncated, {size - limit} bytes dropped]\n".encode()
         return data + b"".join(self._notes)
 
+    def reset(self) -> bool:
+        """Empty the file for another writer, once `read` has taken what it held. False (and
+        nothing done) if it was not read since it was last written to."""
+        if self._size is None or self._fd < 0:
+            return False
+        if self._size:
+            os.ftruncate(self._fd, 0)
+        self._size = None
+        self._notes.clear()
+        return True
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:  # memfd_create may have failed in __init__
+            self.close()
+
+
+class CapturePool:
+    """Spare stdout/stderr pairs of `MemoryFile`s, so that runs reuse them instead of making
+    two memfds each. A pair is in one run at a time: `take` it, `give_back` after reading."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._spare: list[tuple[MemoryFile, MemoryFile]] = []
+        self._keep = keep
+
+    def take(self) -> tuple[MemoryFile, MemoryFile]:
+        try:
+            return self._spare.pop()  # atomic under the GIL, as is append
+        except IndexError:
+            return MemoryFile("stdout"), MemoryFile("stderr")
+
+    def give_back(self, pair: tuple[MemoryFile, MemoryFile]) -> None:
+        """Keep the pair for another run if both were read and can be emptied, else close it."""
+        out, err = pair
+        if len(self._spare) < self._keep and out.reset() and err.reset():
+            self._spare.append(pair)
+        else:
+            out.close()
+            err.close()
 
 
 class PipeFile:
@@ -60,13 +114,11 @@ class PipeFile:
     def __init__(self, name: str) -> None:
         self._file = MemoryFile(name)
         self._read_fd, self._write_fd = os.pipe2(os.O_CLOEXEC)
+        self.path = f"/proc/self/fd/{self._write_fd}"
         self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._drain = threading.Thread(target=self._run, name=f"{name}-drain", daemon=True)
         self._drain.start()
 
-    @property
-    def path(self) -> str:
-        return f"/proc/self/fd/{self._write_fd}"
 
     def append_note(self, text: str) -> None:
         self._file.append_note(text)

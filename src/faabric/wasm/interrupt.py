@@ -11,38 +11,51 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Clock = Callable[[], float]
 DEFAULT_SLICE = 0.1  # seconds between checks of a running instance
 
 
-@dataclass(frozen=True, slots=True)
 class Cancellation:
-    """A token another thread uses to stop a run: `cancel(reason)` (the first reason wins)."""
+    """A token another thread uses to stop a run: `cancel(reason)` (the first reason wins).
 
-    _event: threading.Event = field(default_factory=threading.Event)
-    _reasons: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    One is made per granule, so it is cheap: a lock, and an Event only once someone waits.
+    """
+
+    __slots__ = ("_event", "_lock", "_reason")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self._event: threading.Event | None = None
 
     def cancel(self, reason: str) -> None:
         with self._lock:
-            if not self._reasons:
-                self._reasons.append(reason)
-        self._event.set()
+            if self._reason is None:
+                self._reason = reason
+            event = self._event
+        if event is not None:
+            event.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._reason is not None
 
     @property
     def reason(self) -> str:
         """Why it was cancelled ("" while it is not)."""
-        with self._lock:
-            return self._reasons[0] if self._reasons else ""
+        return self._reason or ""
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout)
+        """Wait until cancelled or `timeout` s have passed; whether it was cancelled."""
+        with self._lock:
+            if self._reason is not None:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
 
 # -- why a running instance was stopped: a tagged union ----------------------------------------

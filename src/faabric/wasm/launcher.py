@@ -2,13 +2,14 @@
 
 A `Launcher` owns one Linker (WASI plus the host functions it was given, defined once through
 wasmtime's raw API) and an `InstancePre` per module, so starting an instance costs a Store, a
-WASI context and the instantiation itself. Per-instance host state is found through the
-store's data slot. Every store runs in slices of epoch ticks; between slices a `Watch` decides
-whether it goes on (cancellation, timeout, its team ending). A thread-capable module's run
-gets a `Team`, so the guest can start threads on its shared memory. `run` turns everything
-the guest does into an `Outcome`; it raises only for faabric's own bugs. This module must not
-know what the host functions mean (faabric.abi does) or who asked for the run
-(faabric.granule does).
+WASI context and the instantiation itself (made by `_store`, with argv/env arrays cached per
+spec and stdout/stderr memfds reused from run to run). Per-instance host state is found
+through the store's data slot. Every store runs in slices of epoch ticks; between slices a
+`Watch` decides whether it goes on (cancellation, timeout, its team ending). A thread-capable
+module's run gets a `Team`, so the guest can start threads on its shared memory. `run` turns
+everything the guest does into an `Outcome`; it raises only for faabric's own bugs. This
+module must not know what the host functions mean (faabric.abi does) or who asked for the
+run (faabric.granule does).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import wasmtime
 
 from faabric.errors import FaabricError, ModuleError
 from faabric.messages.types import Cancelled, Exited, Failed, Outcome, TimedOut, Trapped
-from faabric.wasm import _raw
+from faabric.wasm import _raw, _store
 from faabric.wasm.cache import ENTRY_POINT, LoadedModule
-from faabric.wasm.capture import OUTPUT_LIMIT, MemoryFile, PipeFile
+from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, MemoryFile, PipeFile
 from faabric.wasm.engine import WasmEngine
 from faabric.wasm.host import GuestFault, GuestMemory, HostFunction, ThreadExit, Threads
 from faabric.wasm.interrupt import (
@@ -47,6 +48,7 @@ WASI_MODULE = "wasi_snapshot_preview1"
 PAGE = 65536
 _NUMBERED = re.compile(r"^\d+:\s*")
 DEFAULT_LIMIT = 1 << 30
+ARGS_MEMORY = 256  # distinct argv/environment pairs whose WASI arrays are kept
 Output = MemoryFile | PipeFile
 
 
@@ -79,6 +81,7 @@ class _Granule:
     watch: Watch
     out: Output
     err: Output
+    args: _store.WasiArgs
     shared: Any = None
     linker: Any = None
     team: Team | None = None
@@ -152,6 +155,9 @@ class Launcher:
         self._linker = self._new_linker()
         self._prepared: dict[str, _Prepared] = {}
         self._lock = threading.Lock()
+        self._captures = CapturePool()
+        self._args: dict[tuple[object, ...], _store.WasiArgs] = {}
+        self._no_team = threading.Event()  # never set: the team_stop of runs without threads
 
     def _new_linker(self) -> Any:
         linker = wasmtime.Linker(self._engine.wasmtime)
@@ -192,11 +198,14 @@ class Launcher:
         `cancel` stops the run within about one slice; its outcome is then `Cancelled`.
         """
         threaded = module.shared_memory is not None
-        stdout: Output = PipeFile("stdout") if threaded else MemoryFile("stdout")
-        stderr: Output = PipeFile("stderr") if threaded else MemoryFile("stderr")
+        pair = None if threaded else self._captures.take()
+        stdout: Output
+        stderr: Output
+        stdout, stderr = (PipeFile("stdout"), PipeFile("stderr")) if pair is None else pair
         watch = Watch(self._clock() + spec.timeout, cancel or Cancellation(),
-                      threading.Event(), self._clock, self._slice)
-        granule = _Granule(module, spec, state, watch, stdout, stderr)
+                      threading.Event() if threaded else self._no_team, self._clock,
+                      self._slice)
+        granule = _Granule(module, spec, state, watch, stdout, stderr, self._wasi_args(spec))
         try:
             try:
                 outcome = self._run(granule, before_release)
@@ -205,8 +214,21 @@ class Launcher:
             limit = self.output_limit
             return RunResult(outcome, stdout.read(limit), stderr.read(limit))
         finally:
-            stdout.close()
-            stderr.close()
+            if pair is None:
+                stdout.close()
+                stderr.close()
+            else:
+                self._captures.give_back(pair)
+
+    def _wasi_args(self, spec: RunSpec) -> _store.WasiArgs:
+        """The WASI argv/environment arrays of `spec`, built once per distinct pair."""
+        key = (spec.argv, spec.env)
+        found = self._args.get(key)
+        if found is None:
+            if len(self._args) >= ARGS_MEMORY:
+                self._args.clear()
+            found = self._args[key] = _store.WasiArgs(spec.argv, spec.env)
+        return found
 
     def _run(self, granule: _Granule, before_release: Callable[[], None] | None) -> Outcome:
         pre = self._prepare(granule.module)
@@ -232,18 +254,13 @@ class Launcher:
     def _new_store(self, live: _Live) -> tuple[Any, int]:
         """A store for one instance of the run, with WASI, limits and slice checks."""
         granule = live.granule
-        store = wasmtime.Store(self._engine.wasmtime)
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = list(granule.spec.argv)
-        wasi.env = [list(pair) for pair in granule.spec.env]
-        wasi.stdout_file = granule.out.path
-        wasi.stderr_file = granule.err.path
-        store.set_wasi(wasi)
-        store.set_limits(memory_size=granule.spec.memory_limit)
         key = next(self._keys)
-        _raw.set_context_key(store, key)
+        outputs = (granule.out.path.encode(), granule.err.path.encode())
+        store = _store.new_store(
+            self._engine.wasmtime, key, granule.args, outputs, granule.spec.memory_limit
+        )
         self._live[key] = live
-        _raw.set_epoch_callback(
+        _store.set_epoch_callback(
             store, self._on_slice_callback, key, self._ticks(granule.watch.next_slice())
         )
         return store, key
@@ -253,9 +270,9 @@ class Launcher:
         granule = live.granule
         try:
             if pre is None:
-                instance = self._instantiate_shared(store, granule)
+                instance = self._instantiate_shared(store, granule)._instance
             else:
-                instance = pre.instantiate(store)
+                instance = _store.instantiate(pre, store)
         except wasmtime.Trap as trap:
             return self._ended(trap, live)
         except wasmtime.WasmtimeError as error:

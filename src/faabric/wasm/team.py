@@ -51,7 +51,7 @@ class Team:
         self._new_member = new_member
         self.stop = stop  # set once the granule ends: every member stops at its next slice
         self._numbers = itertools.count(1)
-        self._threads: dict[int, threading.Thread] = {}
+        self._threads: dict[int, threading.Thread] = {}  # started and not yet ended
         self._lock = threading.Lock()
         self._outcome: list[Outcome] = []
 
@@ -59,7 +59,7 @@ class Team:
     def running(self) -> int:
         """Threads started and not yet ended (the main instance not counted)."""
         with self._lock:
-            return sum(1 for thread in self._threads.values() if thread.is_alive())
+            return len(self._threads)
 
     def spawn(self, function: int, arg: int, stack_top: int) -> int:
         """Start `table[function](arg)` on a new thread with its stack at `stack_top`; returns
@@ -104,6 +104,8 @@ class Team:
             member = self._new_member(number)
         except Exception as error:  # the thread never ran: the granule cannot go on
             self.conclude(_start_failure(number, error))
+            with self._lock:
+                self._threads.pop(number, None)
             return
         ended: BaseException | None = None
         try:
@@ -118,6 +120,8 @@ class Team:
                 self.conclude(outcome)
         finally:
             member.release()
+            with self._lock:
+                self._threads.pop(number, None)
 
 
 def _call(member: Member, function: int, arg: int, stack_top: int) -> None:

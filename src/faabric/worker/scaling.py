@@ -34,17 +34,23 @@ class ScaleClient:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
+        self._given_up: dict[int, int] = {}  # request id -> app id, for answers too late
 
-    def request(self, app_id: int, count: int, timeout: float = DEFAULT_TIMEOUT) -> ScaleAnswer:
-        """Ask for `count` more slots for app `app_id`; the planner answers at once."""
+    def request(
+        self, app_id: int, count: int, *, local: bool = False, timeout: float = DEFAULT_TIMEOUT
+    ) -> ScaleAnswer:
+        """Ask for `count` more slots for app `app_id` (with `local`, on this worker only);
+        the planner answers at once."""
         pending = _Pending()
         with self._lock:
             request_id = next(self._ids)
             self._pending[request_id] = pending
         try:
-            if not self._send(ScaleRequest(app_id, request_id, count)):
+            if not self._send(ScaleRequest(app_id, request_id, count, local)):
                 return ScaleRefused(request_id, "the planner is not connected", 0)
             if not pending.done.wait(timeout):
+                with self._lock:
+                    self._given_up[request_id] = app_id
                 return ScaleRefused(request_id, f"no answer from the planner in {timeout:g} s", 0)
             assert pending.answer is not None
             return pending.answer
@@ -61,9 +67,13 @@ class ScaleClient:
         """The planner answered request `answer.request_id`."""
         with self._lock:
             pending = self._pending.get(answer.request_id)
+            late_app = self._given_up.pop(answer.request_id, None)
         if pending is not None:
             pending.answer = answer
             pending.done.set()
+        elif late_app is not None and isinstance(answer, ScaleGranted):
+            # Nobody waits for these slots any more: give back those on this worker.
+            self.release(late_app, sum(n for _, n in answer.placement))
 
     def disconnected(self) -> None:
         """The planner connection broke: refuse every request in flight."""

@@ -2,7 +2,8 @@
 
 The worker keeps one control connection to the planner. A reader loop takes `RunBatch`
 messages and queues each granule on a pool of slot threads; a keep-alive thread proves the
-worker is alive; each slot thread sends a `Report` when its granule ends. If the planner goes
+worker is alive; each slot thread sends a `Report` when its granule ends, through one
+`Outbox`, so reports that finish together share a write. If the planner goes
 away the worker tries to re-register for `reconnect_for` seconds, then gives up. Running a
 granule is the runner's business; this module never touches wasm.
 """
@@ -36,6 +37,7 @@ from faabric.messages.control import (
 )
 from faabric.messages.types import Batch, Cancelled, GranuleResult
 from faabric.transport.framing import FramedSocket, connect
+from faabric.transport.outbox import Outbox
 from faabric.worker.scaling import ScaleClient
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class Worker:
         self._tasks: queue.SimpleQueue[tuple[Batch, int] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._conn: FramedSocket | None = None
+        self._outbox: Outbox | None = None  # to the planner, on self._conn
         self._conn_lock = threading.Lock()
         self._stopped_apps: set[int] = set()
         self._threads = [
@@ -156,6 +159,7 @@ class Worker:
             raise BrokenError(f"the planner answered {type(answer).__name__} to a registration")
         with self._conn_lock:
             self._conn = conn
+            self._outbox = Outbox(self.name, conn)
         log.info("registered as %s with %d slots", self.name, self.slots)
         return conn, answer.keepalive_interval
 
@@ -203,11 +207,12 @@ class Worker:
     def _send(self, message: KeepAlive | Report | ScaleRequest | ScaleRelease) -> bool:
         """Send to the planner; False if it is not connected or the send failed."""
         with self._conn_lock:
-            conn = self._conn
-        if conn is None:
+            outbox = self._outbox
+        if outbox is None:
             return False
+        outbox.put(message)
         try:
-            conn.send(message)
+            outbox.flush()  # sends ours too, or another thread sending now will
             return True
         except TransportError as exc:
             log.debug("could not send %s: %s", type(message).__name__, exc)

@@ -1,22 +1,39 @@
-/* Latency-bound collectives: MPI_Barrier as a dissemination barrier and small allreduces of
- * dense predefined types with a commutative operation as recursive doubling.
+/* Latency-bound collectives: MPI_Barrier, and small allreduces of dense predefined types
+ * with a commutative operation as recursive doubling.
  *
- * Both take ceil(log2 p) rounds in which every rank sends and receives at once, instead of
- * the 2 log2 p sequential steps of a reduce followed by a broadcast; each round costs about
- * one message latency. Doubling pairs combine as (lower rank) op (higher rank), so both
- * partners hold the same bits. Must not take non-commutative operations or types with gaps
- * (fm_doubling_applies says which calls may).
+ * Doubling and the dissemination barrier take ceil(log2 p) rounds in which every rank sends
+ * and receives at once, instead of the 2 log2 p sequential steps of a reduce followed by a
+ * broadcast. They are used only when every rank runs on its own host: ranks of one worker
+ * share its interpreter, so their simultaneous calls queue for it and the trees of
+ * coll_reduce.c (fewer messages, calls taking turns) measured as fast or faster there.
+ * Doubling pairs combine as (lower rank) op (higher rank), so both partners hold the same
+ * bits. Must not take non-commutative operations or types with gaps.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fm_internal.h"
 
+/* 1 when every rank of `c` runs on its own host. */
+static int hosts_apart(const fm_comm *c) {
+    int apart = 1;
+    for (int r = 1; r < c->size; r++)
+        for (int q = 0; q < r; q++)
+            apart &= c->host[q] != c->host[r];
+    return apart;
+}
+
 int MPI_Barrier(MPI_Comm comm) {
     fm_comm *c = fm_comm_get(comm);
     if (c == NULL)
         return fm_raise(MPI_COMM_WORLD, MPI_ERR_COMM, "MPI_Barrier");
     char none = 0, got = 0;
+    int err = MPI_SUCCESS;
+    if (!hosts_apart(c)) {
+        err = fm_reduce_raw(c, &none, 0, MPI_BYTE, MPI_BAND, 0);
+        fm_bcast_raw(c, &none, 0, 0);
+        return fm_raise(comm, err, "MPI_Barrier");
+    }
     for (int k = 1; k < c->size; k <<= 1)
         fm_cexchange(c, FM_TAG_BARRIER, (c->rank + k) % c->size, &none, 0,
                      (c->rank - k + c->size) % c->size, &got, 0);
@@ -25,7 +42,7 @@ int MPI_Barrier(MPI_Comm comm) {
 
 int fm_doubling_applies(const fm_comm *c, MPI_Datatype type, MPI_Op op) {
     const fm_type *t = fm_type_get(type);
-    return c->size > 1 && (c->size & (c->size - 1)) == 0 && fm_dense(t) &&
+    return c->size > 1 && (c->size & (c->size - 1)) == 0 && hosts_apart(c) && fm_dense(t) &&
            fm_op_commutes(op);
 }
 

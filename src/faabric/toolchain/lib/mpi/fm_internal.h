@@ -234,8 +234,8 @@ void fm_scatter_raw(const fm_comm *c, const void *all, int len, void *mine, int 
 /* ---- large reductions as rings (coll_ring.c), small ones by doubling (coll_small.c) ---- */
 /* A predefined type without gaps: receives may land straight in the user's buffer. */
 int fm_dense(const fm_type *t);
-/* True when an allreduce may use recursive doubling: a power-of-two communicator, a dense
-   type and a commutative operation. */
+/* True when an allreduce may use recursive doubling: a power-of-two communicator with every
+   rank on its own host, a dense type and a commutative operation. */
 int fm_doubling_applies(const fm_comm *c, MPI_Datatype type, MPI_Op op);
 int fm_allreduce_doubling(const fm_comm *c, const void *src, void *dst, int count,
                           MPI_Datatype type, MPI_Op op);

@@ -1,11 +1,12 @@
-"""Per-worker outgoing queue of the planner: messages in the order the core decided them,
-written in as few socket writes as possible.
+"""An outgoing queue for one framed connection: messages in the order they were put, written
+in as few socket writes as possible, without a sender thread.
 
-The service `put`s messages while it holds its lock (cheap: a list append), so their order is
-the order of the core's decisions; `flush` runs outside that lock, so a slow worker never
-stalls the planner. Whichever thread flushes first sends everything queued by then in one
-write (many `RunBatch` frames at once under load); the others return at once. This module
-must not decide what to send.
+Senders `put` a message (cheap: a list append, so a caller may do it under its own lock to
+fix the order) and then `flush`. Whichever thread flushes first sends everything queued by
+then in one write, and keeps going while more arrives; the others return at once, so no
+thread waits for another's system call and an idle connection adds no delay. The planner
+keeps one per worker (many `RunBatch` frames per write under load); a worker keeps one for
+its reports. This module must not decide what to send.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from faabric.transport.framing import FramedSocket
 
 
 class Outbox:
-    """The queue of messages for one worker connection."""
+    """The queue of messages for one connection (`name` says whose, for the caller)."""
 
     def __init__(self, name: str, conn: FramedSocket) -> None:
         self.name = name
