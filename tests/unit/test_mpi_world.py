@@ -277,6 +277,20 @@ def test_a_waiting_receiver_copies_a_large_message_itself(world: LocalWorld) -> 
     assert ctypes.string_at(buf, len(data)) == data
 
 
+def test_a_sender_that_waits_first_copies_what_it_handed_over(world: LocalWorld) -> None:
+    mem = Buffers()
+    data = b"s" * PULL_LIMIT
+    buf, got = recv(world, 0, 1, 0, len(data), mem)
+    world._rank(0).in_wait = True  # rank 0 sleeps, but rank 1 gets to wait first
+    seen = world.completions(1)
+    sent = send(world, mem, 1, 0, 0, data)
+    world._rank(0).in_wait = False
+    assert not done(sent)
+    world.wait_change(1, seen)  # returns once rank 1 copied it itself
+    assert done(sent) and done(got)
+    assert ctypes.string_at(buf, len(data)) == data
+
+
 def test_a_leaving_sender_completes_what_it_handed_over(world: LocalWorld) -> None:
     mem = Buffers()
     data = b"z" * PULL_LIMIT

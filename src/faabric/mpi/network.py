@@ -3,12 +3,10 @@
 Each worker listens on one port. To send to another host it opens one connection, once, and
 sends only on connections it opened, so messages from one host to another arrive in the
 order they were sent. A frame is a fixed header (kind, app, context, source, destination,
-tag, length, token) and the payload, sent with one `sendmsg` (no joined copy). The reader
-thread of a connection reads into a buffer of its own, so a small frame costs one `recv`;
-it hands payloads to the `Router`, which may have the rest of a large one read straight into
-a posted receive buffer. Readers never wait for the application (unmatched messages are
-buffered), so a full receive queue cannot block a sender's progress elsewhere. This module
-must not know about matching or wasm.
+tag, length, token) and the payload; the reader thread of a connection hands payloads to the
+`Router`, which may read them straight into a posted receive buffer. Readers never wait for
+the application (unmatched messages are buffered), so a full receive queue cannot block a
+sender's progress elsewhere. This module must not know about matching or wasm.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<BxxxqiiiiqI")
 MESSAGE, ACK, FAILED = 1, 2, 3
-INBOX_SIZE = 256 << 10  # bytes a reader asks the socket for at once
+INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with their header
 CONNECT_TIMEOUT = 10.0
 
 
@@ -43,76 +41,32 @@ class Router(Protocol):
     def failed(self, app_id: int, reason: str) -> None: ...
 
 
-class Inbox:
-    """The receiving end of one connection: bytes read ahead of the frame being parsed."""
-
-    def __init__(self, sock: socket.socket, size: int = INBOX_SIZE) -> None:
-        self._sock = sock
-        self._view = memoryview(bytearray(size))
-        self._start = 0
-        self._end = 0
-
-    def header(self) -> tuple[int, ...]:
-        """The next frame's header fields (waits for them)."""
-        self._fill(_HEADER.size)
-        fields = _HEADER.unpack_from(self._view, self._start)
-        self._start += _HEADER.size
-        return fields
-
-    def read(self, target: memoryview) -> None:
-        """Fill `target` with the next bytes: first what is buffered, the rest straight in."""
-        take = min(self._end - self._start, len(target))
-        target[:take] = self._view[self._start:self._start + take]
-        self._start += take
-        if take < len(target):
-            _recv_exact(self._sock, target[take:])
-
-    def skip(self, n: int) -> None:
-        while n:
-            take = min(self._end - self._start, n)
-            self._start += take
-            n -= take
-            if n:
-                self._fill(1)
-
-    def _fill(self, need: int) -> None:
-        """Buffer at least `need` bytes (at most the inbox's size)."""
-        if self._end - self._start >= need:
-            return
-        if self._start:  # move the unread tail to the front
-            left = self._end - self._start
-            self._view[:left] = self._view[self._start:self._end]
-            self._start, self._end = 0, left
-        while self._end < need:
-            n = self._sock.recv_into(self._view[self._end:])
-            if n == 0:
-                raise ConnectionError("connection closed")
-            self._end += n
-
-
 class PayloadReader:
-    """Reads one frame's payload from a connection, into memory or into a buffer."""
+    """Reads one frame's payload from a socket, into memory or into a buffer."""
 
-    def __init__(self, inbox: Inbox, length: int) -> None:
-        self._inbox = inbox
+    def __init__(self, sock: socket.socket, length: int) -> None:
+        self._sock = sock
         self._left = length
 
     def read_into(self, address: int, n: int) -> None:
         """Read the first `n` bytes to host address `address`, then skip the rest."""
-        if n:
-            self._inbox.read(memory.view(address, n))
+        target = memory.view(address, n) if n else memoryview(bytearray())
+        _recv_exact(self._sock, target)
         self._left -= n
         self.skip()
 
     def read_bytes(self) -> bytearray:
         data = bytearray(self._left)
-        self._inbox.read(memoryview(data))
+        _recv_exact(self._sock, memoryview(data))
         self._left = 0
         return data
 
     def skip(self) -> None:
-        self._inbox.skip(self._left)
-        self._left = 0
+        while self._left:
+            chunk = self._sock.recv(min(self._left, 1 << 20))
+            if not chunk:
+                raise ConnectionError("connection closed mid-frame")
+            self._left -= len(chunk)
 
 
 @dataclass(slots=True)
@@ -156,7 +110,10 @@ class DataPlane:
              payload: memoryview, token: int) -> None:
         header = _HEADER.pack(MESSAGE, app_id, envelope.ctx, envelope.source, dest,
                               envelope.tag, envelope.length, token)
-        self._send(host, (header, payload))
+        if envelope.length <= INLINE_LIMIT:
+            self._send(host, (header + bytes(payload),))
+        else:
+            self._send(host, (header, payload))
 
     def acknowledge(self, host: str, app_id: int, token: int) -> None:
         self._send(host, (_HEADER.pack(ACK, app_id, 0, 0, 0, 0, 0, token),))
@@ -173,7 +130,8 @@ class DataPlane:
         link = self._link(host)
         with link.lock:
             try:
-                _send_all(link.sock, parts)
+                for part in parts:
+                    link.sock.sendall(part)
             except OSError as exc:
                 self._drop(host, link)
                 raise GuestFault(f"lost the connection to worker {host}: {exc}") from exc
@@ -220,10 +178,11 @@ class DataPlane:
                              daemon=True).start()
 
     def _read_loop(self, sock: socket.socket, router: Router) -> None:
-        inbox = Inbox(sock)
+        header = memoryview(bytearray(_HEADER.size))
         try:
             while True:
-                self._dispatch(inbox, router, *inbox.header())
+                _recv_exact(sock, header)
+                self._dispatch(sock, router, *_HEADER.unpack(header))
         except (OSError, ConnectionError) as exc:
             if not self._closed:
                 log.debug("data connection closed: %s", exc)
@@ -231,30 +190,18 @@ class DataPlane:
             sock.close()
 
     @staticmethod
-    def _dispatch(inbox: Inbox, router: Router, kind: int, app_id: int, ctx: int,
+    def _dispatch(sock: socket.socket, router: Router, kind: int, app_id: int, ctx: int,
                   source: int, dest: int, tag: int, length: int, token: int) -> None:
         if kind == MESSAGE:
-            reader = PayloadReader(inbox, length)
+            reader = PayloadReader(sock, length)
             router.arrive(app_id, Envelope(ctx, source, tag, length), dest, token, reader)
             reader.skip()
         elif kind == ACK:
             router.acknowledged(app_id, token)
         elif kind == FAILED:
-            text = PayloadReader(inbox, length).read_bytes()
-            router.failed(app_id, text.decode(errors="replace"))
+            router.failed(app_id, PayloadReader(sock, length).read_bytes().decode(errors="replace"))
         else:
             raise ConnectionError(f"unknown frame kind {kind}")
-
-
-def _send_all(sock: socket.socket, parts: tuple[bytes | memoryview, ...]) -> None:
-    """Send every part, in order, with as few `sendmsg` calls as the socket allows."""
-    views = [memoryview(part) for part in parts if len(part)]
-    while views:
-        sent = sock.sendmsg(views)
-        while views and sent >= len(views[0]):
-            sent -= len(views.pop(0))
-        if sent:
-            views[0] = views[0][sent:]
 
 
 def _recv_exact(sock: socket.socket, target: memoryview) -> None:

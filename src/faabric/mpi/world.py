@@ -64,14 +64,17 @@ class Network(Protocol):
 class Pull:
     """A large same-host message matched to a receive of a rank blocked in `wait_change`.
 
-    That rank copies it with its own thread, so in an exchange both sides copy at once
-    instead of whichever sent last copying both ways."""
+    Whichever of the two ranks is first blocked in `wait_change` copies it with its own
+    thread: the receiver, woken for it, or the sender once it waits for the send. So in an
+    exchange both sides copy at once, and a one-way send is not slower than a copy by the
+    sender."""
 
     posted: Posted
     envelope: Envelope
     sender: int
     address: int
     request: int
+    receiver: int
 
     def copy(self, dst: int, n: int) -> None:
         memory.copy(dst, self.address, n)
@@ -88,7 +91,6 @@ class RankState:
     queues: RankQueues = field(default_factory=RankQueues)
     waiting: int = 0
     in_wait: bool = False  # blocked in wait_change: large messages may be handed over (pulls)
-    pulls: list[Pull] = field(default_factory=list)
     completions: int = 0
     busy: int = 0
     running: bool = False
@@ -129,6 +131,7 @@ class LocalWorld:
         self._failure: str | None = None
         self._handles = 0
         self._tokens: dict[int, tuple[int, int]] = {}  # token -> (rank, request address)
+        self._pulls: list[Pull] = []  # copies handed to whichever side waits first
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -260,7 +263,7 @@ class LocalWorld:
                 return
             if envelope.length >= PULL_LIMIT and target.in_wait:
                 memory.set_pending(request, self._next_handle())
-                target.pulls.append(Pull(posted, envelope, rank, address, request))
+                self._pulls.append(Pull(posted, envelope, rank, address, request, dest))
                 target.changed.notify_all()
                 return
             target.busy += 1
@@ -416,8 +419,7 @@ class LocalWorld:
         with self._lock:
             state = self._rank(rank)
             while True:
-                if state.pulls:
-                    self._pull(state)
+                if self._pulls and self._pull(rank):
                     continue
                 if state.completions != seen:
                     return state.completions
@@ -428,38 +430,40 @@ class LocalWorld:
                 finally:
                     state.in_wait = False
 
-    def _pull(self, state: RankState) -> None:
-        """Copy the messages handed to `state`'s rank (entered and left holding the lock)."""
-        pulls, state.pulls = state.pulls, []
-        for pull in pulls:
+    def _pull(self, rank: int) -> bool:
+        """Copy the messages handed over to or by `rank`; False if there are none.
+
+        Entered and left holding the lock, which is released while copying."""
+        mine = [p for p in self._pulls if rank in (p.sender, p.receiver)]
+        if not mine:
+            return False
+        self._pulls = [p for p in self._pulls if rank not in (p.sender, p.receiver)]
+        for pull in mine:  # both memories stay put while the lock is released
             self._rank(pull.sender).busy += 1
+            self._rank(pull.receiver).busy += 1
         self._lock.release()
         try:
-            for pull in pulls:
+            for pull in mine:
                 self._deliver(pull.posted, pull.envelope, pull.copy)
         finally:
             self._lock.acquire()
-            for pull in pulls:
-                sender = self._rank(pull.sender)
+            for pull in mine:
                 memory.complete(pull.request)
-                sender.busy -= 1
-                self._bump(sender)
-                self._bump(state)
+                for party in (pull.sender, pull.receiver):
+                    state = self._rank(party)
+                    state.busy -= 1
+                    self._bump(state)
+        return True
 
     def _settle_pulls(self, rank: int) -> None:
-        """`rank` is leaving: copy the messages it handed over, complete those handed to it."""
-        for other in self._ranks.values():
-            keep = []
-            for pull in other.pulls:
-                if pull.sender == rank:
-                    self._deliver(pull.posted, pull.envelope, pull.copy)
-                    self._bump(other)
-                elif other is not self._ranks[rank]:
-                    keep.append(pull)
-                    continue
-                memory.complete(pull.request)
-                self._bump(self._rank(pull.sender))
-            other.pulls = keep
+        """`rank` is leaving: copy the messages it handed over, drop those handed to it."""
+        for pull in [p for p in self._pulls if rank in (p.sender, p.receiver)]:
+            if pull.receiver != rank:
+                self._deliver(pull.posted, pull.envelope, pull.copy)
+                self._bump(self._rank(pull.receiver))
+            memory.complete(pull.request)
+            self._bump(self._rank(pull.sender))
+        self._pulls = [p for p in self._pulls if rank not in (p.sender, p.receiver)]
 
     def _wait(self, state: RankState, what: str) -> None:
         remaining = state.deadline - self._clock()

@@ -1,7 +1,8 @@
 """Cached builds of one C/C++ source file to a .wasm module, for `faabric run app.c`.
 
 The cache key is a sha256 over everything that decides the output: the source bytes, the
-flags, the compiler's identity and our header and shims. A hit runs no compiler at all. This
+flags, the compiler's identity, our headers and shims, and the sources of the libraries
+linked in (MPI, OpenMP). A hit runs no compiler at all. This
 module must not run modules or know about the cluster.
 """
 
