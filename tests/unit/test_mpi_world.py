@@ -11,7 +11,8 @@ import pytest
 
 from faabric.mpi import memory
 from faabric.mpi.matching import ANY, Envelope, Pattern
-from faabric.mpi.world import EAGER_LIMIT, PULL_LIMIT, Layout, LocalWorld
+from faabric.mpi.ranks import Layout
+from faabric.mpi.world import EAGER_LIMIT, PULL_LIMIT, LocalWorld
 from faabric.wasm.host import GuestFault
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from faabric.mpi.matching import Envelope
 from faabric.mpi.network import DataPlane, PayloadReader
-from faabric.mpi.world import Layout, LocalWorld
+from faabric.mpi.ranks import Layout
+from faabric.mpi.world import LocalWorld
 
 FINISHED_MEMORY = 4096  # ids of recently finished apps kept to drop their late frames
 
