@@ -107,6 +107,8 @@ class PlannerClient:
     def apps(self, app_ids: Sequence[int], *, wait: float = 0.0) -> list[dict[str, Any]]:
         """GET /v1/apps?ids=...: the documents of these apps, in order; with `wait`, block up
         to that long for all of them to finish."""
+        if not app_ids:
+            return []
         path = f"/v1/apps?ids={id_ranges(app_ids)}"
         if wait > 0:
             path += f"&wait={wait:g}"

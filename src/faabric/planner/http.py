@@ -29,7 +29,7 @@ from faabric.planner.service import PlannerService
 log = logging.getLogger(__name__)
 
 MAX_WAIT = 600.0
-_APP_ID = re.compile(r"[0-9]{1,18}")
+_APP_ID = re.compile(r"[1-9][0-9]{0,17}")  # app ids start at 1
 MSGPACK = "application/msgpack"
 
 

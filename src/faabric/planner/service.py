@@ -136,6 +136,8 @@ class PlannerService:
 
     def granule_finished(self, result: GranuleResult, name: str) -> None:
         """Worker `name` reported a granule's result (which also proves it is alive)."""
+        if result.host != name:  # the connection says who ran it, not the message
+            result = dataclasses.replace(result, host=name)
         self._feed(GranuleFinished(result), HostAlive(name))
 
     def tick(self) -> None:

@@ -9,6 +9,8 @@ they never read or write the memory's contents except to compare.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from faabric.errors import SnapshotError, TrackingUnavailable
@@ -17,6 +19,8 @@ from faabric.snapshot.pages import as_pages, changed_pages, check_pages, flags_t
 from faabric.snapshot.ranges import Ranges, normalise
 from faabric.snapshot.tracker import DirtyTracker, TrackingMode
 from faabric.snapshot.uffd import UffdTracker
+
+log = logging.getLogger(__name__)
 
 
 class CompareTracker:
@@ -74,9 +78,11 @@ def open_tracker(address: int, length: int,
         try:
             uffd.start()
             return uffd
-        except TrackingUnavailable:
+        except SnapshotError as exc:  # unavailable, or refused by this kernel for this range
             if mode is TrackingMode.UFFD:
                 raise
+            if not isinstance(exc, TrackingUnavailable):
+                log.info("userfaultfd tracking failed, comparing pages instead: %s", exc)
     tracker = CompareTracker(address, length)
     tracker.start()
     return tracker

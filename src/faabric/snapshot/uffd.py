@@ -71,11 +71,17 @@ class UffdTracker:
 
     def start(self) -> None:
         """Begin tracking (or forget what was written so far, when already tracking)."""
-        if self._uffd < 0:
-            self._open()
-            self._register(self.address, self.length)
-        self._grown.clear()
-        self._protect(self.address, self.length)
+        first = self._uffd < 0
+        try:
+            if first:
+                self._open()
+                self._register(self.address, self.length)
+            self._grown.clear()
+            self._protect(self.address, self.length)
+        except SnapshotError:  # TrackingUnavailable too: never leave the descriptors open
+            if first:
+                self.stop()
+            raise
 
     def dirty_pages(self) -> Ranges:
         """Pages written since the last call, page-aligned byte ranges; re-protects them."""

@@ -20,23 +20,20 @@ DEFAULT_SLICE = 0.1  # seconds between checks of a running instance
 class Cancellation:
     """A token another thread uses to stop a run: `cancel(reason)` (the first reason wins).
 
-    One is made per granule, so it is cheap: a lock, and an Event only once someone waits.
+    One is made per granule, so it is cheap: a lock and a reason. The run polls it between
+    slices of epoch ticks.
     """
 
-    __slots__ = ("_event", "_lock", "_reason")
+    __slots__ = ("_lock", "_reason")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reason: str | None = None
-        self._event: threading.Event | None = None
 
     def cancel(self, reason: str) -> None:
         with self._lock:
             if self._reason is None:
                 self._reason = reason
-            event = self._event
-        if event is not None:
-            event.set()
 
     @property
     def cancelled(self) -> bool:
@@ -46,16 +43,6 @@ class Cancellation:
     def reason(self) -> str:
         """Why it was cancelled ("" while it is not)."""
         return self._reason or ""
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until cancelled or `timeout` s have passed; whether it was cancelled."""
-        with self._lock:
-            if self._reason is not None:
-                return True
-            if self._event is None:
-                self._event = threading.Event()
-            event = self._event
-        return event.wait(timeout)
 
 
 # -- why a running instance was stopped: a tagged union ----------------------------------------
