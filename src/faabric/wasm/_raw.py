@@ -175,22 +175,18 @@ def call_i32_arg(store: Any, func: Any, value: int) -> None:
     """Call a `(i32) -> ()` function (the caller checked the type); raise as wasmtime-py does."""
     slots = (ffi.wasmtime_val_raw_t * 1)()
     slots[0].i32 = value
-    trap = ctypes.POINTER(ffi.wasm_trap_t)()
-    error = ffi.wasmtime_func_call_unchecked(
-        store._context(), ctypes.byref(func), slots, 1, ctypes.byref(trap)
-    )
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    if trap:
-        raise wasmtime.Trap._from_ptr(trap)
+    _call(store, func, slots)
 
 
 def call_no_args(store: Any, func: Any) -> None:
     """Call a `() -> ()` function; raise ExitTrap / Trap / WasmtimeError as wasmtime-py does."""
-    slots = (ffi.wasmtime_val_raw_t * 1)()
+    _call(store, func, (ffi.wasmtime_val_raw_t * 1)())
+
+
+def _call(store: Any, func: Any, slots: Any) -> None:
     trap = ctypes.POINTER(ffi.wasm_trap_t)()
     error = ffi.wasmtime_func_call_unchecked(
-        store._context(), ctypes.byref(func), slots, 1, ctypes.byref(trap)
+        store._context(), ctypes.byref(func), slots, len(slots), ctypes.byref(trap)
     )
     if error:
         raise wasmtime.WasmtimeError._from_ptr(error)
