@@ -51,3 +51,11 @@ def test_a_rank_that_ends_badly_breaks_the_world_on_the_other_hosts() -> None:
     world = reg.join(Membership(3, ("a", "b"), ()), 0, timeout=5)
     reg.leave(world, 0, "trapped: boom")
     assert net.failures == [("b", 3, "rank 0 trapped: boom")]
+
+
+def test_a_rank_that_never_started_breaks_the_world_everywhere() -> None:
+    net = FakeNetwork()
+    reg = worlds(net)
+    member = Membership(4, ("a", "b"), (("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")))
+    reg.never_started(member, 0, "could not start: module unavailable")
+    assert net.failures == [("b", 4, "rank 0 could not start: module unavailable")]

@@ -66,7 +66,7 @@ class GranuleRunner:
         outcome: Outcome
         cancel = self._track(batch.app_id)
         try:
-            module = self._modules.get(spec.module)
+            module = self._load(batch, index)
             outcome, stdout, stderr = self._run(module, batch, index, io, cancel)
         except FaabricError as error:
             outcome = Failed(str(error))
@@ -87,6 +87,17 @@ class GranuleRunner:
             started=started,
             finished=self._clock(),
         )
+
+    def _load(self, batch: Batch, index: int) -> LoadedModule:
+        """The app's module. If it cannot be had, the granule's peers of a multi-host app
+        must not wait for it (it may be an MPI rank): its world, if any, is told."""
+        try:
+            return self._modules.get(batch.spec.module)
+        except FaabricError as error:
+            if self._worlds is not None and batch.peers:
+                membership = Membership(batch.app_id, batch.placement, batch.peers)
+                self._worlds.never_started(membership, index, f"could not start: {error}")
+            raise
 
     def stop(self, app_id: int, reason: str) -> None:
         """Make the app's granules on this host end soon: their MPI calls fail with `reason`

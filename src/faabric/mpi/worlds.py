@@ -79,6 +79,12 @@ class Worlds:
             if self._left[app_id] <= 0 or (idle and app_id in self._stopped):
                 self._forget(app_id)
 
+    def never_started(self, membership: Membership, rank: int, problem: str) -> None:
+        """Rank `rank` of a multi-host app cannot run here (its module could not be had):
+        if the app is an MPI world, its other ranks must not wait for this one."""
+        world = self.join(membership, rank, timeout=0.0)
+        self.leave(world, rank, problem)
+
     def stop(self, app_id: int, reason: str) -> None:
         """The app is being stopped: every blocked call of its ranks here fails, and its
         world goes as soon as no rank runs here (ranks that never started never leave)."""
