@@ -1,6 +1,6 @@
 """Starting a granule from a cached module, in this process, against a native process start.
 
-`GranuleRunner.run(app_id, spec, index)` of the no-op module, after warm-up, so the module is
+`GranuleRunner.run(batch, index)` of the no-op module, after warm-up, so the module is
 already compiled in the `ModuleCache` and linked by the launcher: what is left is the Store,
 the WASI context, instantiation, `_start` and building the result. For context, the same
 no-op program built natively (clang-16 -O2) is started with `os.posix_spawn` + `waitpid`

@@ -1,14 +1,20 @@
 """Fixtures for the toolchain, wasm and granule unit tests: guests compiled once per session,
-one engine per session, and a module cache backed by an in-memory blob store."""
+one engine per session, and a module cache backed by an in-memory blob store; and for the
+planner tests, a client and fake workers for the module's `planner`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from planner_fakes import TIMEOUT as PLANNER_TIMEOUT
+from planner_fakes import FakeWorker
 
+from faabric.messages.control import Registered
+from faabric.planner.client import PlannerClient
+from faabric.runtime import RunningPlanner
 from faabric.toolchain import build
 from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
@@ -77,3 +83,28 @@ def blobs(guests: dict[str, bytes]) -> BlobStore:
 @pytest.fixture
 def modules(engine: WasmEngine, blobs: BlobStore, tmp_path: Path) -> ModuleCache:
     return ModuleCache(engine, tmp_path / "native", blobs.fetch)
+
+
+# -- planner tests (test_http_api, test_planner_batch_scale): each module defines `planner` ------
+
+
+@pytest.fixture
+def client(planner: RunningPlanner) -> Iterator[PlannerClient]:
+    planner_client = PlannerClient(planner.url, timeout=PLANNER_TIMEOUT)
+    yield planner_client
+    planner_client.close()
+
+
+@pytest.fixture
+def workers(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker]]:
+    started: list[FakeWorker] = []
+
+    def make(name: str, slots: int) -> FakeWorker:
+        worker = FakeWorker(planner, name, slots)
+        assert isinstance(worker.first, Registered), worker.first
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.close()

@@ -132,28 +132,6 @@ def api(planner: RunningPlanner) -> Iterator[Http]:
 
 
 @pytest.fixture
-def client(planner: RunningPlanner) -> Iterator[PlannerClient]:
-    planner_client = PlannerClient(planner.url, timeout=TIMEOUT)
-    yield planner_client
-    planner_client.close()
-
-
-@pytest.fixture
-def workers(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker]]:
-    started: list[FakeWorker] = []
-
-    def make(name: str, slots: int) -> FakeWorker:
-        worker = FakeWorker(planner, name, slots)
-        assert isinstance(worker.first, Registered), worker.first
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.close()
-
-
-@pytest.fixture
 def uploaded(planner: RunningPlanner) -> str:
     planner.service.modules.put(DIGEST, MODULE)
     return DIGEST

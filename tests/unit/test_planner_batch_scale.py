@@ -7,16 +7,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from planner_fakes import TIMEOUT, FakeWorker
+from planner_fakes import TIMEOUT
 
 from faabric.config import PlannerConfig
 from faabric.errors import ApiError
 from faabric.messages.control import (
-    Registered,
     ScaleGranted,
     ScaleRefused,
     ScaleRelease,
@@ -46,28 +45,6 @@ def planner(shared_planner: RunningPlanner) -> Iterator[RunningPlanner]:
     while shared_planner.service.hosts() and time.monotonic() < deadline:
         time.sleep(0.01)  # fake workers are closed
     shared_planner.service.reset()
-
-
-@pytest.fixture
-def client(planner: RunningPlanner) -> Iterator[PlannerClient]:
-    planner_client = PlannerClient(planner.url, timeout=TIMEOUT)
-    yield planner_client
-    planner_client.close()
-
-
-@pytest.fixture
-def workers(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker]]:
-    started: list[FakeWorker] = []
-
-    def make(name: str, slots: int) -> FakeWorker:
-        worker = FakeWorker(planner, name, slots)
-        assert isinstance(worker.first, Registered), worker.first
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.close()
 
 
 def app(size: int = 1, **fields: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Today: the `faabric.*` host interface (input, output, granule index and count). 
 faabric.wasm's `HostFunction` contract and must not import wasmtime.
 """
 
-from faabric.abi.faabric_io import FAABRIC_FUNCTIONS, GranuleIO
+from faabric.abi.faabric_io import FAABRIC_FUNCTIONS
+from faabric.abi.state import GranuleIO
 
 __all__ = ["FAABRIC_FUNCTIONS", "GranuleIO"]

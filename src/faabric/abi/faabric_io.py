@@ -1,6 +1,6 @@
 """The `faabric.*` imports of toolchain/include/faabric.h: input, output, granule index/count.
 
-`GranuleIO` is the per-granule state these functions act on; `FAABRIC_FUNCTIONS` lists them
+`GranuleIO` (in `state.py`) is what these functions act on; `FAABRIC_FUNCTIONS` lists them
 for `faabric.wasm.Launcher`. Every guest pointer goes through a bounds-checked `GuestMemory`,
 so a bad pointer ends the granule with a message instead of touching host memory. This module
 must not import wasmtime or know how granules are scheduled.
@@ -8,45 +8,14 @@ must not import wasmtime or know how granules are scheduled.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-
+from faabric.abi.state import GranuleIO, state_of
 from faabric.wasm.host import GuestFault, HostCall, HostFunction
 
-OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
 IMPORT_MODULE = "faabric"
 
 
-@dataclass(slots=True)
-class GranuleIO:
-    """What one running granule reads and writes through the host interface."""
-
-    index: int
-    count: int
-    input: bytes = b""
-    output_limit: int = OUTPUT_LIMIT
-    _output: bytearray = field(default_factory=bytearray)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def append_output(self, data: bytes) -> None:
-        with self._lock:
-            if len(self._output) + len(data) > self.output_limit:
-                raise GuestFault(
-                    f"output exceeds the limit of {self.output_limit} bytes per granule"
-                )
-            self._output += data
-
-    def output(self) -> bytes:
-        with self._lock:
-            return bytes(self._output)
-
-
 def _io(call: HostCall) -> GranuleIO:
-    state = call.state
-    io = getattr(state, "io", state)
-    if not isinstance(io, GranuleIO):
-        raise GuestFault("no granule state is attached to this instance")
-    return io
+    return state_of(call).io
 
 
 def input_size(call: HostCall) -> int:

@@ -1,4 +1,5 @@
-"""What a running granule's host functions share: its I/O and, for MPI ranks, its world.
+"""What a running granule's host functions share: its I/O (`GranuleIO`) and, for MPI
+ranks, its world.
 
 One `GranuleState` is attached to each instance (and to every thread instance of it); each
 family of host functions takes the part it needs and stops the guest with a clear message
@@ -7,11 +8,37 @@ if that part is missing. This module must not import wasmtime.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
-from faabric.abi.faabric_io import GranuleIO
 from faabric.mpi.world import LocalWorld
 from faabric.wasm.host import GuestFault, HostCall
+
+OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
+
+
+@dataclass(slots=True)
+class GranuleIO:
+    """What one running granule reads and writes through the host interface."""
+
+    index: int
+    count: int
+    input: bytes = b""
+    output_limit: int = OUTPUT_LIMIT
+    _output: bytearray = field(default_factory=bytearray)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def append_output(self, data: bytes) -> None:
+        with self._lock:
+            if len(self._output) + len(data) > self.output_limit:
+                raise GuestFault(
+                    f"output exceeds the limit of {self.output_limit} bytes per granule"
+                )
+            self._output += data
+
+    def output(self) -> bytes:
+        with self._lock:
+            return bytes(self._output)
 
 
 @dataclass(slots=True)

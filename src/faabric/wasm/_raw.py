@@ -19,11 +19,10 @@ import wasmtime
 from wasmtime import _bindings as bindings
 from wasmtime import _ffi as ffi
 
-from faabric.wasm._store import keeping_gil
+from faabric.wasm._store import NO_FINALIZER, keeping_gil
 from faabric.wasm.host import GuestFault, GuestMemory, HostFunction
 
 RawCallback = Callable[[Any, Any, Any, int], int]
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 # Short calls made on every host call or instance start: they keep the GIL (see _store).
 _context_get_data = keeping_gil(bindings._wasmtime_context_get_data)
 _caller_context = keeping_gil(bindings._wasmtime_caller_context)
@@ -56,7 +55,7 @@ def define_unchecked(linker: Any, function: HostFunction, callback: Any, ty: Any
     name = function.name.encode()
     error = bindings._wasmtime_linker_define_func_unchecked(
         linker.ptr(), module, len(module), name, len(name), ty.ptr(), callback, None,
-        _NO_FINALIZER,
+        NO_FINALIZER,
     )
     if error:
         raise wasmtime.WasmtimeError._from_ptr(error)

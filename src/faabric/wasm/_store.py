@@ -21,7 +21,7 @@ import wasmtime
 from wasmtime import _bindings as bindings
 from wasmtime import _ffi as ffi
 
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 _UNLIMITED = -1
 
 
@@ -95,7 +95,7 @@ def new_store(
     """A `wasmtime.Store` whose data is `key`, with WASI writing stdout and stderr to the
     two paths of `outputs`, and `memory_limit` bytes of linear memory at most."""
     config = _wasi_config(args, *outputs)
-    ptr = _store_new(engine.ptr(), key, _NO_FINALIZER)
+    ptr = _store_new(engine.ptr(), key, NO_FINALIZER)
     store: Any = wasmtime.Store.__new__(wasmtime.Store)
     store._set_ptr(ptr)  # from here on the wrapper deletes the store when it is dropped
     context = _store_context(ptr)
@@ -111,7 +111,7 @@ def new_store(
 def set_epoch_callback(store: Any, callback: Any, key: int, ticks: int) -> None:
     """Make `store` call `callback` (from `_raw.make_epoch_callback`) with `key` every time
     its epoch deadline, first set `ticks` from now, is reached."""
-    _set_epoch_callback(store.ptr(), callback, key, _NO_FINALIZER)
+    _set_epoch_callback(store.ptr(), callback, key, NO_FINALIZER)
     _set_epoch_deadline(store._context(), max(1, ticks))
 
 
