@@ -7,7 +7,8 @@
 With --markdown the table (and the run's context) replaces the text between the markers
 `<!-- bench:begin -->` and `<!-- bench:end -->` in the file, or the file is created with just
 that block. Ray rows are skipped, with a note, when Ray cannot be imported; OpenMPI rows when
-mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether.
+mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether, and
+`--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, mpi, openmp, peers
+from bench import cluster, compute, granule_start, mpi, openmp, peers, teams
 from bench import snapshot as snapshots
 from bench.common import (
     Row,
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads (throughput)")
     parser.add_argument("--no-ray", action="store_true", help="skip Ray")
     parser.add_argument("--no-mpi", action="store_true", help="skip the MPI rows")
+    parser.add_argument("--no-teams", action="store_true",
+                        help="skip the OpenMP teams spanning 2 workers")
     parser.add_argument("--no-diagnostics", action="store_true",
                         help="skip the [diag] variants of the cluster rows")
     args = parser.parse_args(argv)
@@ -105,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 
         say("6. snapshots: ship, restore, dirty pages, diff, merge (64 MiB and 1 GiB)")
         rows += snapshots.measure(quick, notes)
+
+        if args.no_teams:
+            notes.append("OpenMP teams across hosts skipped (--no-teams).")
+        else:
+            say("6b. OpenMP teams spanning 2 workers: region cost vs memory, barrier, critical")
+            rows += teams.rows(teams.measure(cache, native, quick, notes))
 
         if args.no_mpi:
             notes.append("MPI skipped (--no-mpi).")

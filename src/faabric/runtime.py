@@ -29,6 +29,9 @@ from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
 from faabric.planner.service import PlannerService
 from faabric.threads import ThreadPolicy, thread_functions
+from faabric.threads.service import TeamService
+from faabric.threads.team_functions import TeamFunctions
+from faabric.threads.wire import TeamWire
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
 from faabric.worker.service import PlannerAddress, Worker
@@ -106,16 +109,22 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
     name = config.host_name()
     worlds = Worlds(name, data_plane)
-    data_plane.start(worlds)
+    wire = TeamWire(data_plane)
+    teams = TeamService(name, wire)
+    data_plane.start(worlds, wire.router(teams.received))
     # The worker is made below; these run only once it serves granules.
     team_slots = TeamSlots(
-        lambda app_id, count: worker.scaling.request(app_id, count, local=True),
+        lambda app_id, count, local: worker.scaling.request(app_id, count, local=local),
         lambda app_id, count: worker.scaling.release(app_id, count),
-        team_size=config.slots,
+        team_size=config.slots, host=name, learn=teams.learn,
     )
-    threads = thread_functions(ThreadPolicy(default_team=config.slots), team_slots)
+    functions = (
+        *thread_functions(ThreadPolicy(default_team=config.slots), team_slots),
+        *TeamFunctions(teams, team_slots.plan).functions(),
+    )
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
-                           extra_functions=threads)
+                           teams=teams, extra_functions=functions)
+    teams.serve_parts(runner.run_part)
 
     def locate() -> PlannerAddress:
         return PlannerAddress(client.host, int(client.config()["control_port"]))

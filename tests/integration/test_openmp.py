@@ -23,7 +23,7 @@ THREADS = (1, 2, 3, 4)
 NATIVE_CC = "clang-16"
 
 
-def _native_missing() -> str | None:
+def native_missing() -> str | None:
     if shutil.which(NATIVE_CC) is None:
         return f"{NATIVE_CC} is not installed"
     if not list(Path("/usr/lib/llvm-16/lib").glob("libomp.so*")):
@@ -53,7 +53,7 @@ def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     for name in (*OPENMP, *PTHREADS):
         flag = "-fopenmp" if name.startswith("omp_") else "-pthread"
         target = out / f"{name}.wasm"
-        done = _faabric(cluster, "cc", flag, str(GUESTS / f"{name}.c"), "-o", str(target))
+        done = faabric_cli(cluster, "cc", flag, str(GUESTS / f"{name}.c"), "-o", str(target))
         assert done.returncode == 0, done.stderr
         modules[name] = target
     return modules
@@ -62,7 +62,7 @@ def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every guest built natively with clang-16: name -> executable."""
-    missing = _native_missing()
+    missing = native_missing()
     if missing is not None:
         pytest.skip(missing)
     out = tmp_path_factory.mktemp("omp-native")
@@ -76,7 +76,7 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return binaries
 
 
-def _faabric(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+def faabric_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([sys.executable, "-m", "faabric", *args], env=cluster.env,
                             capture_output=True, text=True, timeout=120,
                             stdin=subprocess.DEVNULL)
@@ -90,7 +90,7 @@ def test_openmp_matches_native(
     cluster: Cluster, built: dict[str, Path], native: dict[str, Path], name: str, threads: int
 ) -> None:
     env = f"OMP_NUM_THREADS={threads}"
-    ours = _faabric(cluster, "run", "--planner", cluster.url, "--env", env, str(built[name]))
+    ours = faabric_cli(cluster, "run", "--planner", cluster.url, "--env", env, str(built[name]))
     assert ours.returncode == 0, ours.stderr
     theirs = subprocess.run([str(native[name])], capture_output=True, text=True, check=True,
                             env={"OMP_NUM_THREADS": str(threads)}, timeout=60)
@@ -102,7 +102,7 @@ def test_openmp_matches_native(
 def test_pthreads_match_native(
     cluster: Cluster, built: dict[str, Path], native: dict[str, Path], name: str, threads: int
 ) -> None:
-    ours = _faabric(cluster, "run", "--planner", cluster.url, str(built[name]), "--",
+    ours = faabric_cli(cluster, "run", "--planner", cluster.url, str(built[name]), "--",
                     str(threads))
     assert ours.returncode == 0, ours.stderr
     theirs = subprocess.run([str(native[name]), str(threads)], capture_output=True, text=True,
@@ -118,7 +118,7 @@ def test_threads_print_whole_lines(cluster: Cluster, tmp_path: Path) -> None:
         "  for (int i = 0; i < 500; i++) printf(\"thread %d line %d ok\\n\","
         " omp_get_thread_num(), i);\n  return 0;\n}\n"
     )
-    result = _faabric(cluster, "run", "--planner", cluster.url, str(source))
+    result = faabric_cli(cluster, "run", "--planner", cluster.url, str(source))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2000

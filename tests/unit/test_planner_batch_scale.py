@@ -161,7 +161,7 @@ def test_scale_change_spills_to_another_host(
     app_id = client.submit(app())["app_id"]
     big.next_batch()  # b has the most free slots
     big.send(ScaleRequest(app_id, 7, 4))
-    assert big.next_answer() == ScaleGranted(7, (("b", 2), ("a", 2)))
+    assert big.next_answer() == ScaleGranted(7, (("b", 2), ("a", 2)), (("a", ""),))
     assert used(planner) == {"a": 2, "b": 3}
     assert small.answers.empty()  # only the requester is told
 
@@ -186,7 +186,7 @@ def test_lost_worker_with_granted_slots_ends_the_app(
     app_id = client.submit(app())["app_id"]
     owner_batch = helper.next_batch()  # b has more free slots
     helper.send(ScaleRequest(app_id, 1, 2))
-    assert helper.next_answer() == ScaleGranted(1, (("b", 1), ("a", 1)))
+    assert helper.next_answer() == ScaleGranted(1, (("b", 1), ("a", 1)), (("a", ""),))
     owner.close()  # the threads on a are lost
     doc = client.wait_app(app_id, TIMEOUT)
     assert doc["status"] != 0

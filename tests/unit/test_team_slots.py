@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from faabric.abi import GranuleIO
-from faabric.abi.state import GranuleState
+from faabric.abi.state import GranuleState, TeamPlan
 from faabric.granule.team_slots import TeamSlots
 from faabric.messages.control import ScaleGranted, ScaleRefused
 from faabric.wasm.host import GuestMemory
@@ -22,15 +22,30 @@ class Call:
 @dataclass
 class Planner:
     free: int
+    elsewhere: int = 0  # free slots on the worker "there"
     requests: list[tuple[int, int]] = field(default_factory=list)
+    anywhere: list[tuple[int, int]] = field(default_factory=list)  # non-local requests
     released: list[tuple[int, int]] = field(default_factory=list)
 
-    def request(self, app_id: int, count: int) -> ScaleGranted | ScaleRefused:
+    def request(self, app_id: int, count: int, local: bool = True) -> ScaleGranted | ScaleRefused:
+        if not local:
+            return self._anywhere(app_id, count)
         self.requests.append((app_id, count))
         if count > self.free:
             return ScaleRefused(len(self.requests), "not enough free slots", self.free)
         self.free -= count
         return ScaleGranted(len(self.requests), (("here", count),))
+
+    def _anywhere(self, app_id: int, count: int) -> ScaleGranted | ScaleRefused:
+        self.anywhere.append((app_id, count))
+        if count > self.free + self.elsewhere:
+            return ScaleRefused(0, "the cluster is full", self.free + self.elsewhere)
+        here = min(count, self.free)
+        there = count - here
+        self.free -= here
+        self.elsewhere -= there
+        placement = tuple((h, n) for h, n in (("here", here), ("there", there)) if n)
+        return ScaleGranted(0, placement, (("there", "10.0.0.2:9"),) if there else ())
 
     def release(self, app_id: int, count: int) -> None:
         self.released.append((app_id, count))
@@ -86,3 +101,30 @@ def test_when_a_whole_team_does_not_fit_it_asks_for_what_it_needs() -> None:
     assert planner.requests == [(7, 3), (7, 1)]
     slots.ended(7, 0)
     assert planner.released == [(7, 1)]
+
+
+def test_a_team_that_fits_here_is_planned_here() -> None:
+    planner = Planner(free=3, elsewhere=4)
+    slots = TeamSlots(planner.request, planner.release, team_size=4, host="here")
+    assert slots.plan(7, 0, 4) == TeamPlan(4)
+    assert planner.anywhere == []
+
+
+def test_a_team_larger_than_this_worker_spills_to_another() -> None:
+    planner = Planner(free=1, elsewhere=4)
+    learned: list[tuple[tuple[str, str], ...]] = []
+    slots = TeamSlots(planner.request, planner.release, team_size=2, host="here",
+                      learn=learned.append)
+    assert slots.plan(7, 0, 4) == TeamPlan(2, (("there", 2),))
+    assert planner.anywhere == [(7, 3)]
+    assert learned == [(("there", "10.0.0.2:9"),)]
+    slots.reserve(call(), 1)  # the local pool grows to its planned size: nothing asked
+    assert planner.requests == [(7, 3)] and len(planner.anywhere) == 1
+    slots.ended(7, 0)
+    assert planner.released == [(7, 1)]  # slots on other workers stay until the app ends
+
+
+def test_a_team_larger_than_the_cluster_runs_here_oversubscribed() -> None:
+    planner = Planner(free=1, elsewhere=1)
+    slots = TeamSlots(planner.request, planner.release, team_size=2, host="here")
+    assert slots.plan(7, 0, 8) == TeamPlan(8)

@@ -1,5 +1,5 @@
-"""What a running granule's host functions share: its I/O (`GranuleIO`) and, for MPI
-ranks, its world.
+"""What a running granule's host functions share: its I/O (`GranuleIO`), for MPI ranks its
+world, and for thread-capable granules their OpenMP team's distributed region (`TeamContext`).
 
 One `GranuleState` is attached to each instance (and to every thread instance of it); each
 family of host functions takes the part it needs and stops the guest with a clear message
@@ -11,7 +11,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
+from faabric.messages.types import Batch
 from faabric.mpi.world import LocalWorld
+from faabric.threads.regions import MainRegion, PartRegion
 from faabric.wasm.host import GuestFault, HostCall
 
 OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
@@ -61,12 +66,45 @@ class MpiRank:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamPlan:
+    """Where the threads of an n-thread team run: `local` here (the granule's own thread
+    included), `remote` as (worker, threads) pairs."""
+
+    local: int
+    remote: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(slots=True)
+class SentMemory:
+    """The memory as last sent to other workers, which keep it as snapshot `key`; `hosts`
+    are the workers that have it."""
+
+    key: str
+    image: npt.NDArray[np.uint8]
+    hosts: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class TeamContext:
+    """A thread-capable granule's team: its plans per team size, the distributed region it
+    is in, if any (a `MainRegion` on the granule's worker, a `PartRegion` elsewhere), and on
+    the granule's worker the memory its parts last received."""
+
+    batch: Batch
+    index: int
+    region: MainRegion | PartRegion | None = None
+    plans: dict[int, TeamPlan] = field(default_factory=dict)
+    sent: SentMemory | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GranuleState:
     """Per-granule state seen by host functions: granule `io.index` of app `app_id`."""
 
     app_id: int
     io: GranuleIO
     mpi: MpiRank | None = None
+    team: TeamContext | None = None
 
 
 def state_of(call: HostCall) -> GranuleState:

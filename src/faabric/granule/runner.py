@@ -3,8 +3,10 @@
 `GranuleRunner.run` never raises for anything the guest or its module does: every failure is
 an `Outcome` in the result. It is safe to call from many threads at once (the worker runs one
 granule per slot thread). A granule whose module imports the MPI interface joins its app's
-MPI world for its run and leaves it when it ends. It must not schedule, talk to the planner
-or decide placement.
+MPI world for its run and leaves it when it ends; a thread-capable granule gets a
+`TeamContext` for OpenMP teams that span hosts, and `run_part` runs the share of such a team
+that another worker started here. It must not schedule, talk to the planner or decide
+placement.
 """
 
 from __future__ import annotations
@@ -17,13 +19,28 @@ from collections.abc import Callable, Sequence
 from faabric.abi import FAABRIC_FUNCTIONS, GranuleIO
 from faabric.abi.mpi import IMPORT_MODULE as MPI_MODULE
 from faabric.abi.mpi import MPI_FUNCTIONS
-from faabric.abi.state import GranuleState, MpiRank
+from faabric.abi.state import GranuleState, MpiRank, TeamContext
 from faabric.errors import FaabricError
 from faabric.granule.team_slots import TeamSlots
-from faabric.messages.types import AppSpec, Batch, Exited, Failed, GranuleResult, Outcome, describe
+from faabric.messages.team import TeamStart
+from faabric.messages.types import (
+    AppSpec,
+    Batch,
+    Exited,
+    Failed,
+    GranuleResult,
+    Outcome,
+    Trapped,
+    describe,
+)
 from faabric.mpi.worlds import Membership, Worlds
+from faabric.snapshot import Snapshot, decode_into, memory_view
+from faabric.threads.host_copy import HostCopy
+from faabric.threads.regions import MainRegion, PartRegion
+from faabric.threads.service import PartResult, TeamService
 from faabric.wasm import Cancellation, HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
 from faabric.wasm.cache import LoadedModule
+from faabric.wasm.host import SharedMemoryAccess
 
 Clock = Callable[[], float]
 STOPPED_MEMORY = 4096  # ids of stopped apps remembered for granules starting late
@@ -40,6 +57,7 @@ class GranuleRunner:
         *,
         worlds: Worlds | None = None,
         team_slots: TeamSlots | None = None,
+        teams: TeamService | None = None,
         extra_functions: Sequence[HostFunction] = (),
         clock: Clock = time.time,
     ) -> None:
@@ -47,6 +65,7 @@ class GranuleRunner:
         self._host = host
         self._worlds = worlds
         self._team_slots = team_slots
+        self._teams = teams
         self._clock = clock
         functions = (*FAABRIC_FUNCTIONS, *extra_functions)
         if worlds is not None:
@@ -104,6 +123,8 @@ class GranuleRunner:
         and running wasm is interrupted within a slice (outcome `Cancelled(reason)`)."""
         if self._worlds is not None:
             self._worlds.stop(app_id, reason)
+        if self._teams is not None:
+            self._teams.stop_app(app_id, reason)
         with self._cancels_lock:
             running = list(self._cancels.get(app_id, ()))
             self._stopped[app_id] = reason
@@ -135,9 +156,15 @@ class GranuleRunner:
     ) -> tuple[Outcome, bytes, bytes]:
         rank = self._join(module, batch, index)
         if rank is None:
-            result = self._launcher.run(
-                module, _run_spec(batch.spec), GranuleState(batch.app_id, io), cancel=cancel
-            )
+            team = TeamContext(batch, index) if module.shared_memory is not None else None
+            try:
+                result = self._launcher.run(
+                    module, _run_spec(batch.spec), GranuleState(batch.app_id, io, team=team),
+                    cancel=cancel,
+                )
+            finally:
+                if team is not None:
+                    self._end_region(team)
             return result.outcome, result.stdout, result.stderr
         assert self._worlds is not None
         problem: str | None = "failed inside faabric"
@@ -150,6 +177,44 @@ class GranuleRunner:
         finally:
             self._worlds.leave(rank.world, rank.rank, problem)
         return result.outcome, result.stdout, result.stderr
+
+    def _end_region(self, team: TeamContext) -> None:
+        """The granule ended: end the region it was in, if any (it failed there), and let
+        the workers that keep its memory forget it."""
+        region, team.region = team.region, None
+        if isinstance(region, MainRegion):
+            region.stop("the granule leading the team ended")
+            if self._teams is not None:
+                self._teams.closed(region)
+            region.close()
+        if team.sent is not None and self._teams is not None:
+            self._teams.forget(team.sent.key, team.sent.hosts)
+
+    def run_part(self, start: TeamStart, part: PartRegion, snapshot: Snapshot) -> PartResult:
+        """Run the threads another worker's granule placed here for one parallel region, on
+        a memory restored from `snapshot`."""
+        batch = start.batch
+        module = self._modules.get(batch.spec.module)
+        io = GranuleIO(index=start.index, count=batch.spec.size)
+        state = GranuleState(batch.app_id, io, team=TeamContext(batch, start.index, part))
+
+        def restore(memory: SharedMemoryAccess) -> None:
+            now = memory.now()
+            decode_into(snapshot, memory_view(now.base, now.size), zero_absent=False)
+            twin = memory_view(now.base, now.size).copy()
+            part.copy = HostCopy(memory.now, memory.grow, twin, start.exclude)
+
+        diffs = []
+        members = [(start.entry, m.arg, m.stack_top) for m in start.members]
+        cancel = self._track(batch.app_id)
+        try:
+            result = self._launcher.run_members(
+                module, _run_spec(batch.spec), state, snapshot.size, restore, members,
+                lambda: diffs.append(part.last_writes()), cancel=cancel)
+        finally:
+            self._untrack(batch.app_id, cancel)
+        outcome = _name_thread(result.outcome, [m.tid for m in start.members])
+        return PartResult(outcome, result.stdout, result.stderr, diffs[0] if diffs else None)
 
     def _join(self, module: LoadedModule, batch: Batch, index: int) -> MpiRank | None:
         if self._worlds is None or not self._uses_mpi(module):
@@ -165,6 +230,18 @@ class GranuleRunner:
             found = any(i.module == MPI_MODULE for i in module.imports)
             self._mpi_modules[module.digest] = found
         return found
+
+
+def _name_thread(outcome: Outcome, tids: list[int]) -> Outcome:
+    """A part's trap names its thread by number within the part (1, 2, ...): name it by its
+    OpenMP thread number instead."""
+    if isinstance(outcome, Trapped):
+        number, found, rest = outcome.message.partition(" trapped: ")
+        if found and number.startswith("thread "):
+            index = int(number.removeprefix("thread ")) - 1
+            if 0 <= index < len(tids):
+                return Trapped(f"OpenMP thread {tids[index]} trapped: {rest}")
+    return outcome
 
 
 def _run_spec(spec: AppSpec) -> RunSpec:

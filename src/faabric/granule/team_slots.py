@@ -5,9 +5,13 @@ than it holds slots for, `TeamSlots.reserve` asks the planner (a SCALE_CHANGE re
 slots on this worker only) for the difference, rounded up to the worker's default team size
 so that a typical OpenMP team costs one round trip for the granule's whole life; forks of a
 warm team ask nothing. If a whole team does not fit, it asks for exactly what it needs. The
-slots are given back when the granule ends. Threads always run on the granule's own worker
-(they share its memory); if the planner refuses, they still run here and the worker is
-oversubscribed meanwhile. This module must not start threads or talk to sockets.
+slots are given back when the granule ends. If the planner refuses, pthreads and OpenMP
+teams still run here and the worker is oversubscribed meanwhile.
+
+`plan` serves OpenMP teams, which may span hosts: when this worker lacks slots for a whole
+team it asks for slots anywhere, and the threads granted on other workers run there (see
+faabric.threads.regions). Slots granted on other workers stay the app's until it ends.
+This module must not start threads or talk to sockets.
 """
 
 from __future__ import annotations
@@ -16,24 +20,28 @@ import logging
 import threading
 from collections.abc import Callable
 
-from faabric.abi.state import state_of
+from faabric.abi.state import TeamPlan, state_of
 from faabric.messages.control import ScaleGranted, ScaleRefused
 from faabric.wasm.host import HostCall
 
 log = logging.getLogger(__name__)
 
-Request = Callable[[int, int], ScaleGranted | ScaleRefused]  # (app id, count) -> answer,
-# asking for slots on this worker only
+Request = Callable[[int, int, bool], ScaleGranted | ScaleRefused]  # (app id, count, only on
+# this worker) -> answer
 Release = Callable[[int, int], None]  # (app id, count)
+Learn = Callable[[tuple[tuple[str, str], ...]], None]  # data-plane addresses of workers
 
 
 class TeamSlots:
     """How many extra slots each running granule holds, and the planner calls behind them."""
 
-    def __init__(self, request: Request, release: Release, team_size: int) -> None:
+    def __init__(self, request: Request, release: Release, team_size: int, host: str = "",
+                 learn: Learn | None = None) -> None:
         self._request = request
         self._release = release
         self._team_size = max(1, team_size)
+        self._host = host
+        self._learn = learn
         self._lock = threading.Lock()
         self._held: dict[tuple[int, int], int] = {}  # (app id, index) -> extra slots held
         self._refused: set[tuple[int, int]] = set()  # granules refused their exact need
@@ -41,23 +49,53 @@ class TeamSlots:
     def reserve(self, call: HostCall, threads: int) -> None:
         """The calling granule is about to run `threads` threads besides its main one."""
         state = state_of(call)
-        key = (state.app_id, state.io.index)
+        self._reserve((state.app_id, state.io.index), threads)
+
+    def plan(self, app_id: int, index: int, team: int) -> TeamPlan:
+        """Where a team of `team` threads of the granule runs (its own thread counted)."""
+        key = (app_id, index)
+        extra = team - 1
+        if self._reserve(key, extra):
+            return TeamPlan(team)
         with self._lock:
             held = self._held.get(key, 0)
-            if threads <= held or key in self._refused:
-                return  # enough slots, or the planner already refused this granule
+        answer = self._request(app_id, extra - held, False)
+        if isinstance(answer, ScaleRefused):
+            log.info("app %d granule %d runs a team of %d on one worker: %s", app_id, index,
+                     team, answer.reason)
+            return TeamPlan(team)
+        here = sum(n for h, n in answer.placement if h == self._host)
+        with self._lock:
+            self._held[key] = held + here
+            self._refused.discard(key)
+        if self._learn is not None and answer.peers:
+            self._learn(answer.peers)
+        remote = tuple((h, n) for h, n in answer.placement if h != self._host)
+        return TeamPlan(1 + held + here, remote)
+
+    def _reserve(self, key: tuple[int, int], threads: int) -> bool:
+        """Hold slots here for `threads` extra threads; False if the planner refused."""
+        app_id, index = key
+        with self._lock:
+            held = self._held.get(key, 0)
+            if threads <= held:
+                return True
+            if key in self._refused:
+                return False  # the planner already refused this granule
         needed = threads - held
-        answer = self._request(state.app_id, max(needed, self._team_size - 1 - held))
+        answer = self._request(app_id, max(needed, self._team_size - 1 - held), True)
         if isinstance(answer, ScaleRefused) and answer.free >= needed:
-            answer = self._request(state.app_id, needed)  # a whole team did not fit
+            answer = self._request(app_id, needed, True)  # a whole team did not fit
         with self._lock:
             if isinstance(answer, ScaleRefused):
                 self._refused.add(key)
             else:
                 self._held[key] = held + sum(n for _, n in answer.placement)
         if isinstance(answer, ScaleRefused):
-            log.info("app %d granule %d runs %d threads without slots: %s", state.app_id,
-                     state.io.index, threads, answer.reason)
+            log.info("app %d granule %d has no slots here for %d threads: %s", app_id, index,
+                     threads, answer.reason)
+            return False
+        return True
 
     def ended(self, app_id: int, index: int) -> None:
         """The granule ended: give its extra slots back."""

@@ -104,10 +104,12 @@ class ScaleRequest:
 class ScaleGranted:
     """Planner -> worker: all the slots asked for, as (host name, slots) pairs summing to the
     count, hosts already running the app first. They stay the app's until released with
-    `ScaleRelease` or until the app finishes."""
+    `ScaleRelease` or until the app finishes. `peers` holds the data-plane address
+    ("ip:port") of every host in `placement` other than the asking worker."""
 
     request_id: int
     placement: tuple[tuple[str, int], ...]
+    peers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from faabric.wasm.host import GuestFault
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<BxxxqiiiiqI")
-MESSAGE, ACK, FAILED = 1, 2, 3
+MESSAGE, ACK, FAILED, TEAM = 1, 2, 3, 4
 INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with their header
 CONNECT_TIMEOUT = 10.0
 
@@ -39,6 +40,9 @@ class Router(Protocol):
     def acknowledged(self, app_id: int, token: int) -> None: ...
 
     def failed(self, app_id: int, reason: str) -> None: ...
+
+
+TeamRouter = Callable[[bytearray], None]  # one TEAM frame's payload
 
 
 class PayloadReader:
@@ -85,9 +89,11 @@ class DataPlane:
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._team: TeamRouter | None = None
 
-    def start(self, router: Router) -> None:
-        """Start accepting connections; their frames go to `router`."""
+    def start(self, router: Router, team: TeamRouter | None = None) -> None:
+        """Start accepting connections; MPI frames go to `router`, team frames to `team`."""
+        self._team = team
         threading.Thread(target=self._accept_loop, args=(router,), name="data-accept",
                          daemon=True).start()
 
@@ -125,6 +131,12 @@ class DataPlane:
             self._send(host, (_HEADER.pack(FAILED, app_id, 0, 0, 0, 0, len(text), 0) + text,))
         except GuestFault as exc:
             log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
+
+    def send_frame(self, host: str, payload: bytes) -> None:
+        """Send one TEAM frame holding `payload` to `host`."""
+        header = _HEADER.pack(TEAM, 0, 0, 0, 0, 0, len(payload), 0)
+        self._send(host, (header, payload) if len(payload) > INLINE_LIMIT
+                   else (header + payload,))
 
     def _send(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
         link = self._link(host)
@@ -182,12 +194,25 @@ class DataPlane:
         try:
             while True:
                 _recv_exact(sock, header)
-                self._dispatch(sock, router, *_HEADER.unpack(header))
+                kind, _, _, _, _, _, length, _ = fields = _HEADER.unpack(header)
+                if kind == TEAM:
+                    self._team_frame(PayloadReader(sock, length).read_bytes())
+                else:
+                    self._dispatch(sock, router, *fields)
         except (OSError, ConnectionError) as exc:
             if not self._closed:
                 log.debug("data connection closed: %s", exc)
         finally:
             sock.close()
+
+    def _team_frame(self, payload: bytearray) -> None:
+        if self._team is None:
+            log.warning("dropped a team frame: this worker does not serve teams")
+            return
+        try:
+            self._team(payload)
+        except Exception:  # one bad message must not end the connection
+            log.exception("a team message could not be handled")
 
     @staticmethod
     def _dispatch(sock: socket.socket, router: Router, kind: int, app_id: int, ctx: int,

@@ -246,7 +246,9 @@ class PlannerService:
                 case Cancel(host, app_id):
                     message = StopApp(app_id)
                 case GrantScale(host, request_id, placement):
-                    message = ScaleGranted(request_id, placement)
+                    peers = tuple((h, self._data_addresses.get(h, ""))
+                                  for h, _ in placement if h != host)
+                    message = ScaleGranted(request_id, placement, peers)
                 case RefuseScale(host, request_id, reason, free):
                     message = ScaleRefused(request_id, reason, free)
                 case _:

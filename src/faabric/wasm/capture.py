@@ -119,9 +119,12 @@ class PipeFile:
         self._drain = threading.Thread(target=self._run, name=f"{name}-drain", daemon=True)
         self._drain.start()
 
-
     def append_note(self, text: str) -> None:
         self._file.append_note(text)
+
+    def write(self, data: bytes) -> None:
+        """Append `data` to the stream as if an instance had written it."""
+        _write_all(self._write_fd, data)
 
     def _run(self) -> None:
         poller = select.poll()
@@ -163,3 +166,9 @@ class PipeFile:
                 os.close(fd)
         self._read_fd = self._write_fd = self._wake_read = self._wake_write = -1
         self._file.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -41,6 +41,18 @@ class Threads(Protocol):
         ...
 
 
+class SharedMemoryAccess(Protocol):
+    """A shared memory as the host sees it outside any one call."""
+
+    def now(self) -> GuestMemory:
+        """The memory as it is now (it may grow)."""
+        ...
+
+    def grow(self, size: int) -> None:
+        """Grow it to at least `size` bytes (GuestFault if it cannot)."""
+        ...
+
+
 class HostCall(Protocol):
     """What a host function sees of the instance calling it."""
 
@@ -64,6 +76,15 @@ class HostCall(Protocol):
 
     def end_thread(self) -> None:
         """End the calling thread as if its entry function had returned (raises ThreadExit)."""
+        ...
+
+    def write_output(self, stream: int, data: bytes) -> None:
+        """Append `data` to the granule's stdout (1) or stderr (2), as if it wrote it."""
+        ...
+
+    def grow_memory(self, size: int) -> None:
+        """Grow the granule's shared memory to at least `size` bytes (GuestFault if it
+        cannot)."""
         ...
 
 

@@ -31,7 +31,14 @@ from faabric.wasm import _raw, _store
 from faabric.wasm.cache import ENTRY_POINT, LoadedModule
 from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, MemoryFile, PipeFile
 from faabric.wasm.engine import WasmEngine
-from faabric.wasm.host import GuestFault, GuestMemory, HostFunction, ThreadExit, Threads
+from faabric.wasm.host import (
+    GuestFault,
+    GuestMemory,
+    HostFunction,
+    SharedMemoryAccess,
+    ThreadExit,
+    Threads,
+)
 from faabric.wasm.interrupt import (
     DEFAULT_SLICE,
     Cancellation,
@@ -122,6 +129,37 @@ class _Live:
     def end_thread(self) -> None:
         self.thread_exit = True
         raise ThreadExit("the thread ended")
+
+    def write_output(self, stream: int, data: bytes) -> None:
+        out = self.granule.out if stream == 1 else self.granule.err
+        if not isinstance(out, PipeFile):
+            raise GuestFault("only thread-capable modules take output from other hosts")
+        out.write(data)
+
+    def grow_memory(self, size: int) -> None:
+        _SharedAccess(self.granule).grow(size)
+
+
+@dataclass(frozen=True, slots=True)
+class _SharedAccess:
+    """A granule's shared memory for host code outside calls (implements
+    host.SharedMemoryAccess)."""
+
+    granule: _Granule
+
+    def now(self) -> GuestMemory:
+        if self.granule.shared is None:
+            raise GuestFault("the granule has no shared memory")
+        return _raw.shared_memory_view(self.granule.shared)
+
+    def grow(self, size: int) -> None:
+        have = self.now().size
+        if size > have:
+            try:
+                self.granule.shared.grow(-(-(size - have) // PAGE))
+            except wasmtime.WasmtimeError as error:
+                raise GuestFault(f"cannot grow memory to {size} bytes: "
+                                 f"{cause_of(str(error))}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +258,44 @@ class Launcher:
             else:
                 self._captures.give_back(pair)
 
+    def run_members(
+        self, module: LoadedModule, spec: RunSpec, state: object, size: int,
+        restore: Callable[[SharedMemoryAccess], None], members: Sequence[tuple[int, int, int]],
+        before_release: Callable[[], None], *, cancel: Cancellation,
+    ) -> RunResult:
+        """Run threads of a thread-capable module without its `_start`: a fresh shared memory
+        of `size` bytes is filled by `restore`, then each (function, arg, stack top) of
+        `members` runs on its own thread. Ends when all have returned (or one failed);
+        `before_release` sees the memory after the threads stopped."""
+        if module.shared_memory is None:
+            return RunResult(Failed("the module is not thread-capable"), b"", b"")
+        stdout, stderr = PipeFile("stdout"), PipeFile("stderr")
+        watch = Watch(self._clock() + spec.timeout, cancel, threading.Event(), self._clock,
+                      self._slice)
+        granule = _Granule(module, spec, state, watch, stdout, stderr, self._wasi_args(spec))
+        store, key = self._new_store(_Live(granule))  # only to define the memory in
+        try:
+            try:
+                self._prepare(module)
+                team = self._share_memory(granule, size)
+                granule.linker.define(store, "env", "memory", granule.shared)
+                restore(_SharedAccess(granule))
+                for function, arg, stack_top in members:
+                    team.spawn(function, arg, stack_top)
+                outcome = team.wait_all(watch, spec.timeout) or Exited(0)
+                before_release()
+            except (FaabricError, GuestFault) as error:
+                outcome = Failed(str(error))
+            finally:
+                if granule.team is not None:
+                    granule.team.stop_all()
+            limit = self.output_limit
+            return RunResult(outcome, stdout.read(limit), stderr.read(limit))
+        finally:
+            del self._live[key]
+            stdout.close()
+            stderr.close()
+
     def _wasi_args(self, spec: RunSpec) -> _store.WasiArgs:
         """The WASI argv/environment arrays of `spec`, built once per distinct pair."""
         key = (spec.argv, spec.env)
@@ -311,24 +387,30 @@ class Launcher:
         return Trapped(who + cause_of(text))
 
     def _instantiate_shared(self, store: Any, granule: _Granule) -> Any:
+        self._share_memory(granule, 0)
+        granule.linker.define(store, "env", "memory", granule.shared)
+        return granule.linker.instantiate(store, granule.module.handle)
+
+    def _share_memory(self, granule: _Granule, size: int) -> Team:
+        """Make the granule's shared memory (at least `size` bytes), linker and team."""
         wanted = granule.module.shared_memory
         assert wanted is not None
         spec = granule.spec
         limit_pages = spec.memory_limit // PAGE
         maximum = limit_pages if wanted.maximum is None else min(wanted.maximum, limit_pages)
-        if wanted.minimum > maximum:
+        minimum = max(wanted.minimum, -(-size // PAGE))
+        if minimum > maximum:
             raise ModuleError(
-                f"the module needs {wanted.minimum * PAGE} bytes of memory, more than its limit"
+                f"the module needs {minimum * PAGE} bytes of memory, more than its limit"
                 f" of {spec.memory_limit}"
             )
-        memory_type = wasmtime.MemoryType(wasmtime.Limits(wanted.minimum, maximum), shared=True)
+        memory_type = wasmtime.MemoryType(wasmtime.Limits(minimum, maximum), shared=True)
         granule.shared = wasmtime.SharedMemory(self._engine.wasmtime, memory_type)
         granule.linker = self._new_linker()
-        granule.linker.define(store, "env", "memory", granule.shared)
         granule.team = Team(
             lambda number: self._new_member(granule, number), granule.watch.team_stop
         )
-        return granule.linker.instantiate(store, granule.module.handle)
+        return granule.team
 
     def _new_member(self, granule: _Granule, number: int) -> Member:
         """A thread's instance of the granule's module, on its shared memory."""

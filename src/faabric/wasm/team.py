@@ -22,9 +22,10 @@ from typing import Any
 
 import wasmtime
 
-from faabric.messages.types import Failed, Outcome
+from faabric.messages.types import Cancelled, Failed, Outcome, TimedOut
 from faabric.wasm import _raw
 from faabric.wasm.host import U32_MASK, GuestFault
+from faabric.wasm.interrupt import CancelRequested, DeadlinePassed, Watch
 
 STACK_POINTER = "__stack_pointer"
 TABLE = "__indirect_function_table"
@@ -88,6 +89,23 @@ class Team:
         """The granule's outcome if a thread has decided it."""
         with self._lock:
             return self._outcome[0] if self._outcome else None
+
+    def wait_all(self, watch: Watch, timeout: float) -> Outcome | None:
+        """Wait until every thread ended or one decided the outcome; a cancelled or expired
+        `watch` decides it too (the threads stop at their next slice)."""
+        while True:
+            with self._lock:
+                if self._outcome or not self._threads:
+                    return self._outcome[0] if self._outcome else None
+                thread = next(iter(self._threads.values()))
+            thread.join(watch.slice)
+            match watch.verdict():
+                case CancelRequested(reason):
+                    self.conclude(Cancelled(reason))
+                case DeadlinePassed():
+                    self.conclude(TimedOut(timeout))
+                case _:
+                    pass
 
     def stop_all(self, grace: float = STOP_GRACE) -> None:
         """Stop the threads and wait up to `grace` seconds for them. A thread blocked in a

@@ -38,6 +38,7 @@ int32_t faabric_threads_default_team_size(void);
 struct __pthread {
     int number;                    /* the host's thread number; 0 for the main thread */
     int internal;                  /* an OpenMP worker: not a user thread */
+    int adopted;                   /* runs on another host's copy of memory (fth_adopt) */
     void *(*start)(void *);
     void *arg;
     void *result;
@@ -59,6 +60,15 @@ int fth_is_main(const struct __pthread *t);
 struct __pthread *fth_alloc(size_t stack_size);
 int fth_start(struct __pthread *t);
 void fth_release(struct __pthread *t);  /* free a thread that has exited */
+int32_t fth_stack_top(const struct __pthread *t); /* of a block that has not started */
+
+/* A thread the host starts on another host's copy of the memory (a team spanning hosts):
+ * its block comes from fth_alloc_adoptable, which sets up its TLS once, where it is
+ * allocated, so that TLS values (threadprivate variables) persist from one start to the
+ * next; the thread calls fth_adopt first. It touches no shared state of thread.c and cannot
+ * start threads. */
+struct __pthread *fth_alloc_adoptable(size_t stack_size);
+void fth_adopt(struct __pthread *t);
 _Noreturn void fth_exit_current(void *result);
 void fth_run_key_destructors(struct __pthread *t);
 int fth_live_user_threads(void);

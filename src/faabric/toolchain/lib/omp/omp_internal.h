@@ -4,12 +4,14 @@
  * A top-level parallel region runs on the pool team: the encountering thread plus warm
  * worker threads that wait on their own word between regions. Nested regions, and regions
  * that find the pool busy, run serialized (a team of one). Each thread keeps its OpenMP state
- * in TLS. Internal to the runtime; must not be included by programs.
+ * in TLS. A pool team may be distributed: threads 0..local_n-1 run here and the others on
+ * other hosts (omp_remote.c, fteam.h); its constructs then synchronise through the host.
+ * Internal to the runtime; must not be included by programs.
  */
 #ifndef FAABRIC_OMP_INTERNAL_H
 #define FAABRIC_OMP_INTERNAL_H
 
-#include "fth.h"
+#include "fteam.h"
 
 typedef int32_t kmp_int32;
 typedef uint32_t kmp_uint32;
@@ -23,6 +25,7 @@ typedef void (*kmpc_micro)(kmp_int32 *gtid, kmp_int32 *btid, ...);
 #define OMP_MAX_THREADS 64 /* threads in one team */
 #define OMP_DISPATCH_BUFS 7
 #define OMP_MAX_LEVELS 8   /* nesting depth remembered for omp_get_ancestor_thread_num */
+#define OMP_REMOTE_GTID 1000 /* gtid of thread tid on another host: OMP_REMOTE_GTID + tid */
 
 /* clang's schedule numbers (kmp_sched_type) */
 enum {
@@ -55,6 +58,9 @@ struct omp_team {
     int level;        /* nesting depth of this region (1 = outermost) */
     int active_level; /* regions with more than one thread, this one included */
     int icv_nthreads; /* nthreads-var the members inherit */
+    int local_n;      /* members on this host (nthreads unless distributed) */
+    int distributed;  /* members run on several hosts */
+    int in_distributed; /* this team is or runs inside a distributed one: locks span hosts */
     kmpc_micro fn;
     int argc;
     void *args[OMP_MAX_ARGS];
@@ -83,6 +89,7 @@ struct omp_thread {
     uint64_t static_next; /* the next chunk (static kinds) */
     uint64_t ordered_iter;
     int ordered_bumped;
+    struct omp_dispatch own_loop; /* the dispatch loop's parameters in a distributed team */
     /* ancestors, for omp_get_ancestor_thread_num / omp_get_team_size */
     int ancestor_tid[OMP_MAX_LEVELS];
     int ancestor_size[OMP_MAX_LEVELS];
@@ -103,6 +110,9 @@ struct omp_saved {
 
 /* omp_team.c */
 struct omp_thread *omp_me(void);
+struct omp_thread *omp_me_remote(int tid); /* omp_me of thread `tid` started on another host */
+int omp_heap_spans_hosts(void); /* the caller's team spans hosts (never initialises, allocates) */
+void omp_team_exclude(struct fteam_excludes *set);
 void omp_team_init(struct omp_team *team, int nthreads, int level, int active_level);
 void omp_enter(struct omp_thread *me, struct omp_team *team, int tid, struct omp_saved *saved);
 void omp_leave(struct omp_thread *me, const struct omp_saved *saved);
@@ -127,5 +137,14 @@ void omp_set_run_sched(int kind, int chunk);
 /* omp_sync.c */
 void omp_word_lock(kmp_critical_name *crit);
 void omp_word_unlock(kmp_critical_name *crit);
+void omp_sync_exclude(struct fteam_excludes *set);
+
+/* omp_remote.c: distributed teams */
+int omp_plan(int nthreads); /* threads of an nthreads team to run on this host (cached) */
+int omp_remote_fork(struct omp_team *team); /* 0 once its threads local_n.. started elsewhere */
+/* the hooks of the shims' malloc_lock.c: the team-wide heap lock, taken (returning 1) when
+ * the caller's team spans hosts */
+int fth_team_heap_enter(void);
+void fth_team_heap_leave(void);
 
 #endif

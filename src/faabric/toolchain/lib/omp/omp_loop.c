@@ -5,7 +5,10 @@
  * the thread number. Dispatched loops (dynamic, guided, runtime, ordered) share a buffer of
  * the team: loop k of a region uses buffer k % OMP_DISPATCH_BUFS, set up by the first
  * thread to arrive and recycled once every thread has finished with it, so threads may run
- * ahead through `nowait` loops. Must not implement other constructs.
+ * ahead through `nowait` loops. In a team spanning hosts there is no shared buffer: each
+ * thread takes its chunks round robin, as with schedule(static, chunk) (dynamic and guided
+ * with their chunk, or 1: which thread runs which chunk is unspecified for them), and the
+ * turns of `ordered` are the host's. Must not implement other constructs.
  */
 #include "omp_internal.h"
 
@@ -115,11 +118,10 @@ static int resolve(int sched, int64_t *chunk) {
     }
 }
 
-static void dispatch_init(int sched, int64_t lb, int64_t st, uint64_t trip, int64_t chunk) {
-    struct omp_thread *me = omp_me();
-    int kind = resolve(sched, &chunk);
-    int seq = (int)me->dispatch_seq++;
-    struct omp_dispatch *d = &me->team->dispatch[seq % OMP_DISPATCH_BUFS];
+/* loop `seq` of the team's buffers, set up by the first thread to arrive */
+static struct omp_dispatch *shared_loop(struct omp_team *team, int seq, int kind,
+                                        int64_t chunk, uint64_t trip) {
+    struct omp_dispatch *d = &team->dispatch[seq % OMP_DISPATCH_BUFS];
     wait_for(&d->available, seq);
     int previous = seq - OMP_DISPATCH_BUFS;
     if (atomic_compare_exchange_strong(&d->claimed, &previous, seq)) {
@@ -133,7 +135,26 @@ static void dispatch_init(int sched, int64_t lb, int64_t st, uint64_t trip, int6
     } else {
         wait_for(&d->ready, seq);
     }
-    me->loop = d;
+    return d;
+}
+
+/* the calling thread's own loop, in a team spanning hosts */
+static struct omp_dispatch *own_loop(struct omp_thread *me, int kind, int64_t chunk,
+                                     uint64_t trip) {
+    struct omp_dispatch *d = &me->own_loop;
+    d->kind = kind == SCH_STATIC ? SCH_STATIC : SCH_STATIC_CHUNKED;
+    d->chunk = chunk > 0 ? chunk : 1;
+    d->trip = trip;
+    return d;
+}
+
+static void dispatch_init(int sched, int64_t lb, int64_t st, uint64_t trip, int64_t chunk) {
+    struct omp_thread *me = omp_me();
+    int kind = resolve(sched, &chunk);
+    int seq = (int)me->dispatch_seq++;
+    struct omp_team *team = me->team;
+    me->loop = team->distributed ? own_loop(me, kind, chunk, trip)
+                                 : shared_loop(team, seq, kind, chunk, trip);
     me->loop_seq = seq;
     me->loop_lb = lb;
     me->loop_st = st;
@@ -196,7 +217,7 @@ static int dispatch_next(struct share *s) {
         return 1;
     }
     int n = me->team->nthreads;
-    if (atomic_fetch_add(&d->finished, 1) == n - 1) {
+    if (!me->team->distributed && atomic_fetch_add(&d->finished, 1) == n - 1) {
         atomic_store(&d->finished, 0);
         atomic_store(&d->available, me->loop_seq + OMP_DISPATCH_BUFS);
         fth_wake_all(&d->available);
@@ -236,10 +257,17 @@ static int dispatch_next(struct share *s) {
 /* -- ordered --------------------------------------------------------------------------------- */
 
 static void wait_turn(struct omp_thread *me) {
-    wait_for(&me->loop->ordered, (int)me->ordered_iter);
+    if (me->team->distributed)
+        fteam_ordered_wait(me->loop_seq, (int64_t)me->ordered_iter);
+    else
+        wait_for(&me->loop->ordered, (int)me->ordered_iter);
 }
 
 static void pass_turn(struct omp_thread *me) {
+    if (me->team->distributed) {
+        fteam_ordered_pass(me->loop_seq, (int64_t)(me->ordered_iter + 1));
+        return;
+    }
     atomic_store(&me->loop->ordered, (int)(me->ordered_iter + 1));
     fth_wake_all(&me->loop->ordered);
 }

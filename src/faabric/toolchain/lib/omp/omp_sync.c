@@ -8,7 +8,10 @@
  * address 0, so a critical section whose name is at address 0 uses one shared recursive lock
  * instead: all named critical sections then exclude each other (correct, but they serialise
  * more than they would natively). Reductions return 1 (each thread combines its partial
- * result under the reduction lock). Must not implement loops or teams.
+ * result under the reduction lock). In a team spanning hosts (or a region inside one), every
+ * lock is the host's team-wide mutex keyed by the lock's address (0 for the named ones) and
+ * `single` is decided by the host; lock words in memory are not used then, since each host
+ * has its own copy of them. Must not implement loops or teams.
  */
 #include "omp_internal.h"
 #include <omp.h>
@@ -16,35 +19,79 @@
 kmp_critical_name omp_unnamed_critical __asm__(".gomp_critical_user_.var");
 kmp_critical_name omp_reduction_critical __asm__(".gomp_critical_user_.reduction.var");
 
-/* the lock of every critical section whose name was placed at address 0 */
-static atomic_int named_word;
-static atomic_int named_owner; /* gtid + 1 of the holder, 0 if free */
-static int named_depth;
+/* the lock of every critical section whose name was placed at address 0 (per host: in a
+ * team spanning hosts the host's lock of key 0 replaces `word`) */
+static struct {
+    atomic_int word;
+    atomic_int owner; /* gtid + 1 of the holder, 0 if free */
+    int depth;
+} named;
+
+/* the data of a copyprivate in a team spanning hosts: outside the per-host team, so that
+ * the barrier's memory synchronisation carries it to the other hosts */
+static void *volatile copy_data_shared;
+
+static int flush_key; /* its address keys the team-wide lock that flushes go through */
+
+static int spans_hosts(void) {
+    return omp_me()->team->in_distributed;
+}
+
+/* lock or unlock the mutex whose word is at `word` (a team-wide one if `hosts`) */
+static void lock_word(atomic_int *word, int hosts) {
+    if (hosts)
+        fteam_acquire(FTEAM_ADDR(word));
+    else
+        fth_lock(word);
+}
+
+static int trylock_word(atomic_int *word, int hosts) {
+    return hosts ? fteam_try_acquire(FTEAM_ADDR(word)) : fth_trylock(word);
+}
+
+static void unlock_word(atomic_int *word, int hosts) {
+    if (hosts)
+        fteam_release(FTEAM_ADDR(word));
+    else
+        fth_unlock(word);
+}
 
 void omp_word_lock(kmp_critical_name *crit) {
+    int hosts = spans_hosts();
     if (crit) {
-        fth_lock((atomic_int *)crit);
+        lock_word((atomic_int *)crit, hosts);
         return;
     }
     int me = omp_me()->gtid + 1;
-    if (atomic_load(&named_owner) == me) {
-        named_depth++;
+    if (atomic_load(&named.owner) == me) {
+        named.depth++;
         return;
     }
-    fth_lock(&named_word);
-    atomic_store(&named_owner, me);
-    named_depth = 1;
+    if (hosts)
+        fteam_acquire(0);
+    else
+        fth_lock(&named.word);
+    atomic_store(&named.owner, me);
+    named.depth = 1;
 }
 
 void omp_word_unlock(kmp_critical_name *crit) {
+    int hosts = spans_hosts();
     if (crit) {
-        fth_unlock((atomic_int *)crit);
+        unlock_word((atomic_int *)crit, hosts);
         return;
     }
-    if (--named_depth > 0)
+    if (--named.depth > 0)
         return;
-    atomic_store(&named_owner, 0);
-    fth_unlock(&named_word);
+    atomic_store(&named.owner, 0);
+    if (hosts)
+        fteam_release(0);
+    else
+        fth_unlock(&named.word);
+}
+
+void omp_sync_exclude(struct fteam_excludes *set) {
+    fteam_exclude(set, &named, sizeof named);
 }
 
 void __kmpc_critical(ident_t *loc, kmp_int32 gtid, kmp_critical_name *crit) {
@@ -86,6 +133,8 @@ kmp_int32 __kmpc_single(ident_t *loc, kmp_int32 gtid) {
     (void)loc, (void)gtid;
     struct omp_thread *me = omp_me();
     int k = (int)me->single_seq++;
+    if (me->team->distributed)
+        return fteam_single(k);
     return atomic_compare_exchange_strong(&me->team->single_claimed, &k, k + 1);
 }
 
@@ -99,11 +148,12 @@ void __kmpc_copyprivate(ident_t *loc, kmp_int32 gtid, size_t size, void *data,
     struct omp_team *team = omp_me()->team;
     if (team->nthreads == 1)
         return;
+    void *volatile *slot = team->distributed ? &copy_data_shared : &team->copy_data;
     if (didit)
-        team->copy_data = data;
+        *slot = data;
     omp_barrier(team);
     if (!didit)
-        copy(data, team->copy_data);
+        copy(data, *slot);
     omp_barrier(team);
 }
 
@@ -131,9 +181,15 @@ void __kmpc_end_reduce(ident_t *loc, kmp_int32 gtid, kmp_critical_name *lock) {
     omp_barrier(omp_me()->team);
 }
 
+/* across hosts, a flush publishes this host's writes and brings in the ones published
+ * before it, through a team-wide lock of its own */
 void __kmpc_flush(ident_t *loc) {
     (void)loc;
     atomic_thread_fence(memory_order_seq_cst);
+    if (spans_hosts()) {
+        fteam_acquire(FTEAM_ADDR(&flush_key));
+        fteam_release(FTEAM_ADDR(&flush_key));
+    }
 }
 
 /* cancellation is off (OMP_CANCELLATION is not supported): nothing is ever cancelled */
@@ -171,15 +227,15 @@ void omp_destroy_lock(omp_lock_t *lock) {
 }
 
 void omp_set_lock(omp_lock_t *lock) {
-    fth_lock((atomic_int *)&lock->_state[0]);
+    lock_word((atomic_int *)&lock->_state[0], spans_hosts());
 }
 
 void omp_unset_lock(omp_lock_t *lock) {
-    fth_unlock((atomic_int *)&lock->_state[0]);
+    unlock_word((atomic_int *)&lock->_state[0], spans_hosts());
 }
 
 int omp_test_lock(omp_lock_t *lock) {
-    return fth_trylock((atomic_int *)&lock->_state[0]);
+    return trylock_word((atomic_int *)&lock->_state[0], spans_hosts());
 }
 
 void omp_init_nest_lock(omp_nest_lock_t *lock) {
@@ -204,7 +260,7 @@ void omp_set_nest_lock(omp_nest_lock_t *lock) {
         lock->_state[NEST_COUNT]++;
         return;
     }
-    fth_lock((atomic_int *)&lock->_state[NEST_WORD]);
+    lock_word((atomic_int *)&lock->_state[NEST_WORD], spans_hosts());
     lock->_state[NEST_OWNER] = nest_owner();
     lock->_state[NEST_COUNT] = 1;
 }
@@ -213,13 +269,13 @@ void omp_unset_nest_lock(omp_nest_lock_t *lock) {
     if (--lock->_state[NEST_COUNT] > 0)
         return;
     lock->_state[NEST_OWNER] = 0;
-    fth_unlock((atomic_int *)&lock->_state[NEST_WORD]);
+    unlock_word((atomic_int *)&lock->_state[NEST_WORD], spans_hosts());
 }
 
 int omp_test_nest_lock(omp_nest_lock_t *lock) {
     if (lock->_state[NEST_OWNER] == nest_owner())
         return ++lock->_state[NEST_COUNT];
-    if (!fth_trylock((atomic_int *)&lock->_state[NEST_WORD]))
+    if (!trylock_word((atomic_int *)&lock->_state[NEST_WORD], spans_hosts()))
         return 0;
     lock->_state[NEST_OWNER] = nest_owner();
     lock->_state[NEST_COUNT] = 1;

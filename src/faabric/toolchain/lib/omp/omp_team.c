@@ -6,7 +6,10 @@
  * Workers stay alive between regions (polling, then sleeping on their word), so a fork costs
  * a wake-up, not a host call; they end when the program exits (an atexit handler) or when
  * the host stops the granule. Nested regions and regions that find the pool busy run with
- * one thread. Must not implement worksharing or synchronisation constructs.
+ * one thread. When the host plans part of a team elsewhere (omp_plan), the pool team is
+ * distributed: its local threads run here as usual, omp_remote.c starts the others, and the
+ * pool and gtid counter are per-host state. Must not implement worksharing or
+ * synchronisation constructs.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -40,24 +43,43 @@ static _Thread_local struct omp_team implicit_team; /* outside any parallel regi
 static _Thread_local struct omp_serial *serial_top;
 static atomic_int next_gtid;
 
+static void init_state(struct omp_thread *me, kmp_int32 gtid) {
+    me->initialized = 1;
+    me->gtid = gtid;
+    me->nthreads_var = omp_icvs()->nthreads;
+    omp_team_init(&implicit_team, 1, 0, 0);
+    implicit_team.icv_nthreads = me->nthreads_var;
+    me->team = &implicit_team;
+    me->tid = 0;
+}
+
 struct omp_thread *omp_me(void) {
     struct omp_thread *me = &tls_state;
-    if (!me->initialized) {
-        me->initialized = 1;
-        me->gtid = fth_is_main(fth_self()) ? 0 : atomic_fetch_add(&next_gtid, 1) + 1;
-        me->nthreads_var = omp_icvs()->nthreads;
-        omp_team_init(&implicit_team, 1, 0, 0);
-        implicit_team.icv_nthreads = me->nthreads_var;
-        me->team = &implicit_team;
-        me->tid = 0;
-    }
+    if (!me->initialized)
+        init_state(me, fth_is_main(fth_self()) ? 0 : atomic_fetch_add(&next_gtid, 1) + 1);
     return me;
+}
+
+/* its TLS persists from one distributed region to the next, so this runs once per block */
+struct omp_thread *omp_me_remote(int tid) {
+    struct omp_thread *me = &tls_state;
+    if (!me->initialized)
+        init_state(me, OMP_REMOTE_GTID + tid);
+    return me;
+}
+
+/* for malloc: a thread that never used OpenMP (a pthread, main before any region) is in no
+ * team, and setting its state up could allocate */
+int omp_heap_spans_hosts(void) {
+    return tls_state.initialized && tls_state.team->in_distributed;
 }
 
 void omp_team_init(struct omp_team *team, int nthreads, int level, int active_level) {
     team->nthreads = nthreads;
     team->level = level;
     team->active_level = active_level;
+    team->local_n = nthreads;
+    team->distributed = team->in_distributed = 0;
     atomic_store(&team->bar_arrived, 0);
     atomic_store(&team->bar_generation, 0);
     atomic_store(&team->single_claimed, 0);
@@ -110,13 +132,20 @@ void omp_barrier(struct omp_team *team) {
     if (team->nthreads == 1)
         return;
     int generation = atomic_load(&team->bar_generation);
-    if (atomic_fetch_add(&team->bar_arrived, 1) == team->nthreads - 1) {
+    if (atomic_fetch_add(&team->bar_arrived, 1) == team->local_n - 1) {
+        if (team->distributed)
+            fteam_barrier(); /* the last to arrive here waits for the other hosts */
         atomic_store(&team->bar_arrived, 0);
         atomic_fetch_add(&team->bar_generation, 1);
         fth_wake_all(&team->bar_generation);
         return;
     }
     fth_wait(&team->bar_generation, generation, omp_spins());
+}
+
+void omp_team_exclude(struct fteam_excludes *set) {
+    fteam_exclude(set, &pool, sizeof pool);
+    fteam_exclude(set, &next_gtid, sizeof next_gtid);
 }
 
 /* -- the pool -------------------------------------------------------------------------------- */
@@ -171,7 +200,8 @@ static int pool_grow(int wanted) {
     return pool.size + 1 < wanted ? pool.size + 1 : wanted;
 }
 
-static void run_on_pool(struct omp_thread *me, int n, kmpc_micro fn, int argc, void **args) {
+static struct omp_team *pool_team(struct omp_thread *me, int n, kmpc_micro fn, int argc,
+                                  void **args) {
     struct omp_team *team = &pool.team;
     int level = me->team->level;
     int active = me->team->active_level;
@@ -180,6 +210,12 @@ static void run_on_pool(struct omp_thread *me, int n, kmpc_micro fn, int argc, v
     team->fn = fn;
     team->argc = argc;
     memcpy(team->args, args, sizeof(void *) * (size_t)argc);
+    return team;
+}
+
+/* run threads 0..local_n-1 of `team` here: the workers and the calling thread */
+static void run_on_pool(struct omp_thread *me, struct omp_team *team) {
+    int n = team->local_n;
     atomic_store(&team->join_left, n - 1);
     for (int i = 1; i < n; i++) {
         struct omp_worker *w = &pool.workers[i - 1];
@@ -190,7 +226,7 @@ static void run_on_pool(struct omp_thread *me, int n, kmpc_micro fn, int argc, v
     }
     struct omp_saved saved;
     omp_enter(me, team, 0, &saved);
-    omp_call_micro(fn, me->gtid, 0, argc, args);
+    omp_call_micro(team->fn, me->gtid, 0, team->argc, team->args);
     omp_leave(me, &saved);
     int left;
     while ((left = atomic_load(&team->join_left)) != 0)
@@ -203,10 +239,38 @@ static void run_serialized(struct omp_thread *me, kmpc_micro fn, int argc, void 
     int active = me->team->active_level;
     omp_team_init(&team, 1, level + 1, active);
     team.icv_nthreads = me->nthreads_var;
+    team.in_distributed = me->team->in_distributed;
     struct omp_saved saved;
     omp_enter(me, &team, 0, &saved);
     omp_call_micro(fn, me->gtid, 0, argc, args);
     omp_leave(me, &saved);
+}
+
+/* a team of n spanning hosts, `local` of its threads here; 0 if it cannot start */
+static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro fn, int argc,
+                           void **args) {
+    if (pool_grow(local) < local)
+        return 0;
+    struct omp_team *team = pool_team(me, n, fn, argc, args);
+    team->local_n = local;
+    team->distributed = team->in_distributed = 1;
+    if (omp_remote_fork(team) != 0)
+        return 0;
+    run_on_pool(me, team);
+    fteam_join();
+    return 1;
+}
+
+/* run the region on the pool (the caller holds it); 0 if it has no worker to offer */
+static int fork_on_pool(struct omp_thread *me, int wanted, kmpc_micro fn, int argc,
+                        void **args) {
+    int local = omp_plan(wanted);
+    if (local < wanted && run_distributed(me, wanted, local, fn, argc, args))
+        return 1;
+    int n = pool_grow(wanted);
+    if (n > 1)
+        run_on_pool(me, pool_team(me, n, fn, argc, args));
+    return n > 1;
 }
 
 static int team_size_for(struct omp_thread *me) {
@@ -236,11 +300,9 @@ void __kmpc_fork_call(ident_t *loc, kmp_int32 argc, kmpc_micro fn, ...) {
     int wanted = team_size_for(me);
     int expected = 0;
     if (wanted > 1 && atomic_compare_exchange_strong(&pool.busy, &expected, 1)) {
-        int n = pool_grow(wanted);
-        if (n > 1)
-            run_on_pool(me, n, fn, argc, args);
+        int forked = fork_on_pool(me, wanted, fn, argc, args);
         atomic_store(&pool.busy, 0);
-        if (n > 1)
+        if (forked)
             return;
     }
     run_serialized(me, fn, argc, args);
@@ -256,6 +318,7 @@ void __kmpc_serialized_parallel(ident_t *loc, kmp_int32 gtid) {
     int active = me->team->active_level;
     omp_team_init(&serial->team, 1, level + 1, active);
     serial->team.icv_nthreads = me->nthreads_var;
+    serial->team.in_distributed = me->team->in_distributed;
     serial->outer = serial_top;
     serial_top = serial;
     me->pushed = 0;

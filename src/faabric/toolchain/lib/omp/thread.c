@@ -7,13 +7,14 @@
  * (__wasm_init_tls), since a new instance's __tls_base is 0. A thread that exits before its
  * entry function returns (pthread_exit) asks the host to end it. The block of a joinable
  * thread is freed by its joiner; a detached thread puts itself in a graveyard that the next
- * pthread_create empties. Must not know about OpenMP.
+ * pthread_create empties. A block can also be adopted: run by the host on another host's copy
+ * of the memory (fth_adopt), in a team spanning hosts. Must not know about OpenMP.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fth.h"
+#include "fteam.h"
 
 extern void __wasm_init_tls(void *);
 
@@ -49,6 +50,8 @@ static void empty_graveyard(void) {
 }
 
 struct __pthread *fth_alloc(size_t stack_size) {
+    if (fth_self()->adopted)
+        fth_fatal("a thread running on another host cannot start threads");
     size_t tls_align = __builtin_wasm_tls_align();
     size_t align = tls_align > 16 ? tls_align : 16;
     size_t tls_at = round_up(sizeof(struct __pthread), align);
@@ -92,8 +95,12 @@ static void fth_entry(int32_t arg) {
     finish(t, t->start(t->arg));
 }
 
+int32_t fth_stack_top(const struct __pthread *t) {
+    return (int32_t)((uintptr_t)t->result & ~(uintptr_t)15);
+}
+
 int fth_start(struct __pthread *t) {
-    int32_t stack_top = (int32_t)((uintptr_t)t->result & ~(uintptr_t)15);
+    int32_t stack_top = fth_stack_top(t);
     t->result = NULL;
     if (!t->internal)
         atomic_fetch_add(&live_user_threads, 1);
@@ -106,6 +113,40 @@ int fth_start(struct __pthread *t) {
     }
     t->number = number;
     return 0;
+}
+
+static void set_tls_base(void *base) {
+    __asm__ volatile(".globaltype __tls_base, i32\n\tlocal.get %0\n\tglobal.set __tls_base"
+                     :
+                     : "r"(base)
+                     : "memory");
+}
+
+struct __pthread *fth_alloc_adoptable(size_t stack_size) {
+    struct __pthread *t = fth_alloc(stack_size);
+    if (!t)
+        return NULL;
+    t->internal = 1;
+    t->adopted = 1;
+    void *own = __builtin_wasm_tls_base();
+    __wasm_init_tls(t->tls); /* switches this thread's TLS to t's block: switch back */
+    set_tls_base(own);
+    return t;
+}
+
+/* not inlined: the address of `current` must be taken after the switch of TLS block */
+__attribute__((noinline)) static void set_current(struct __pthread *t) {
+    current = t;
+}
+
+void fth_adopt(struct __pthread *t) {
+    set_tls_base(t->tls);
+    set_current(t);
+}
+
+void fth_exclude_state(struct fteam_excludes *set) {
+    fteam_exclude(set, &live_user_threads, sizeof live_user_threads);
+    fteam_exclude(set, &graveyard, sizeof graveyard);
 }
 
 void fth_release(struct __pthread *t) {

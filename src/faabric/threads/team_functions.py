@@ -1,0 +1,197 @@
+"""The `faabric_team.*` imports of toolchain/lib/omp/fteam.h: OpenMP teams across hosts.
+
+`plan` says how many threads of a team run on this worker (asking the planner for slots the
+first time a team size is seen); `fork` snapshots the memory and starts the other threads on
+the workers the plan named; the synchronisation functions go to the granule's current
+region (`MainRegion` on its own worker, `PartRegion` elsewhere); `join` waits for the other
+hosts and copies their output into the granule's. This module must not decide placement
+(`Planning` does) nor carry bytes between hosts (`TeamService` does).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import struct
+import time
+from collections.abc import Callable
+
+from faabric.abi.state import SentMemory, TeamContext, TeamPlan, state_of
+from faabric.messages.team import Member, TeamForget, TeamStart
+from faabric.snapshot import Diff, Snapshot, compute_diff, memory_view, take_snapshot
+from faabric.snapshot._libc import Bytes
+from faabric.snapshot.pages import changed_pages, flags_to_ranges
+from faabric.threads.host_copy import HostCopy
+from faabric.threads.regions import MainRegion, PartRegion
+from faabric.threads.service import TeamService
+from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction
+
+log = logging.getLogger(__name__)
+
+IMPORT_MODULE = "faabric_team"
+_FORK = struct.Struct("<6i")  # struct fteam_fork
+_PAIR = struct.Struct("<2i")  # struct fteam_member, struct fteam_range
+
+Planning = Callable[[int, int, int], TeamPlan]  # (app id, granule index, team size) -> plan
+
+
+def _context(call: HostCall) -> TeamContext:
+    found = state_of(call).team
+    if found is None:
+        raise GuestFault("OpenMP teams need a thread-capable build (faabric cc -fopenmp)")
+    return found
+
+
+def _region(call: HostCall) -> MainRegion | PartRegion:
+    found = _context(call).region
+    if found is None:
+        raise GuestFault("a cross-host synchronisation outside a distributed region")
+    return found
+
+
+def _main(call: HostCall) -> MainRegion:
+    found = _context(call).region
+    if not isinstance(found, MainRegion):
+        raise GuestFault("fork/join of a distributed region on a host that does not lead it")
+    return found
+
+
+class TeamFunctions:
+    """The host functions of one worker, over its `TeamService` and slot planning."""
+
+    def __init__(self, service: TeamService, planning: Planning) -> None:
+        self._service = service
+        self._planning = planning
+
+    def functions(self) -> tuple[HostFunction, ...]:
+        def f(name: str, params: str, results: str, impl: Callable[..., int | None]
+              ) -> HostFunction:
+            kinds = {"i": "i32", "I": "i64"}
+            return HostFunction(IMPORT_MODULE, name, tuple(kinds[p] for p in params),  # type: ignore[misc]
+                                tuple(kinds[r] for r in results), impl)  # type: ignore[misc]
+
+        return (
+            f("plan", "i", "i", self.plan),
+            f("fork", "i", "i", self.fork),
+            f("join", "", "", self.join),
+            f("barrier", "", "", lambda c: _region(c).barrier(c.thread_number)),
+            f("acquire", "i", "", lambda c, k: _region(c).acquire(c.thread_number, k)),
+            f("try_acquire", "i", "i", lambda c, k: _region(c).try_acquire(c.thread_number, k)),
+            f("release", "i", "", lambda c, k: _region(c).release(c.thread_number, k)),
+            f("single", "i", "i", lambda c, seq: _region(c).single(seq)),
+            f("ordered_wait", "iI", "", lambda c, loop, i: _region(c).ordered_wait(loop, i)),
+            f("ordered_pass", "iI", "", lambda c, loop, i: _region(c).ordered_pass(loop, i)),
+            f("local_threads", "", "i", self.local_threads),
+        )
+
+    def plan(self, call: HostCall, nthreads: int) -> int:
+        context = _context(call)
+        if nthreads <= 1 or context.region is not None:
+            return max(1, nthreads)
+        found = context.plans.get(nthreads)
+        if found is None:
+            found = self._planning(context.batch.app_id, context.index, nthreads)
+            context.plans[nthreads] = found
+        return found.local
+
+    def local_threads(self, call: HostCall) -> int:
+        region = _region(call)
+        return region.threads if isinstance(region, PartRegion) else region.local
+
+    def fork(self, call: HostCall, desc: int) -> int:
+        context = _context(call)
+        try:
+            region = self._open(call, context, desc)
+        except GuestFault:
+            raise
+        except Exception as error:  # the guest runs the whole team here instead
+            log.warning("could not spread a team over hosts: %s", error)
+            return -errno.EHOSTUNREACH
+        context.region = region
+        return 0
+
+    def join(self, call: HostCall) -> None:
+        context = _context(call)
+        region = _main(call)
+        try:
+            results = region.join()
+        except GuestFault as fault:
+            region.stop(str(fault))
+            raise
+        finally:
+            context.region = None
+            self._service.closed(region)
+            region.close()
+        for done in results:
+            if done.stdout:
+                call.write_output(1, done.stdout)
+            if done.stderr:
+                call.write_output(2, done.stderr)
+
+    def _open(self, call: HostCall, context: TeamContext, desc: int) -> MainRegion:
+        if context.region is not None:
+            raise GuestFault("a distributed region started inside another one")
+        mem = call.memory()
+        nthreads, local, entry, members_at, nexclude, exclude_at = _FORK.unpack(
+            mem.read(desc, _FORK.size, "team fork descriptor"))
+        plan = context.plans.get(nthreads)
+        if plan is None or plan.local != local or not plan.remote:
+            raise GuestFault(f"team fork of {nthreads} threads with {local} here does not "
+                             "match the host's plan")
+        members = _pairs(mem, members_at, nthreads - local, "team members")
+        exclude = tuple((s & 0xFFFF_FFFF, e & 0xFFFF_FFFF)
+                        for s, e in _pairs(mem, exclude_at, nexclude, "excluded ranges"))
+        twin = memory_view(mem.base, mem.size).copy()
+        parts: dict[str, tuple[Member, ...]] = {}
+        tid = local
+        for host, count in plan.remote:
+            parts[host] = tuple(Member(t, *members[t - local]) for t in range(tid, tid + count))
+            tid += count
+        region_id = self._service.new_region_id()
+        deadline = time.monotonic() + context.batch.spec.timeout
+        image = self._image(context, twin, set(parts))
+        copy = HostCopy(call.memory, call.grow_memory, twin.copy(), exclude)
+        region = MainRegion(region_id, {h: tuple(m.tid for m in ms) for h, ms in parts.items()},
+                            local, copy, deadline, self._service.send)
+        self._service.opened(context.batch.app_id, region)
+        try:
+            assert context.sent is not None
+            for host, part_members in parts.items():
+                self._service.send(host, TeamStart(
+                    region_id, self._service.address, context.batch, context.index, entry,
+                    part_members, exclude, context.sent.key, image))
+            context.sent.hosts |= set(parts)
+        except Exception as error:
+            region.stop("the team could not be started on every host")
+            self._service.closed(region)
+            region.close()
+            raise ConnectionError(str(error)) from error
+        return region
+
+
+    def _image(self, context: TeamContext, memory: Bytes, hosts: set[str]) -> Snapshot | Diff:
+        """What to send `hosts` of the memory: the diff against what they keep if they all
+        keep the last memory sent, else a whole snapshot. `memory` becomes the last sent."""
+        sent = context.sent
+        if sent is None:
+            key = f"{self._service.host}/{context.batch.app_id}/{context.index}"
+            sent = context.sent = SentMemory(key, memory)
+            return take_snapshot(memory)
+        stale = sent.hosts - hosts
+        for host in stale:  # they would keep an older memory than the others
+            self._service.send(host, TeamForget(sent.key))
+        previous, known = sent.image, sent.hosts == hosts
+        sent.image, sent.hosts = memory, set()
+        if not known:
+            return take_snapshot(memory)
+        common = len(previous)
+        changed = flags_to_ranges(changed_pages(memory[:common], previous))
+        grown = ((common, len(memory)),) if len(memory) > common else ()
+        return compute_diff(memory, previous, changed + grown)
+
+
+def _pairs(mem: GuestMemory, at: int, count: int, what: str) -> list[tuple[int, int]]:
+    if count < 0 or count > 1 << 16:
+        raise GuestFault(f"{what}: bad count {count}")
+    data = mem.read(at, _PAIR.size * count, what)
+    return [_PAIR.unpack_from(data, i * _PAIR.size) for i in range(count)]

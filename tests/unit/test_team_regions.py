@@ -1,0 +1,459 @@
+"""MainRegion and PartRegion wired together in one process, each over its own memory.
+
+The part's `send` calls the main side's `request` directly and the main side's
+`send(host, message)` hands replies and stops to the part, so every message is delivered
+at once, in order (unless a test holds the replies back to hand them over in another order).
+Threads stand in for guest threads where a synchronisation blocks; each side's `HostCopy`
+notes which delivery tickets its threads start to apply, so a test knows when one waits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from faabric.messages.team import RegionId, TeamDone, TeamReply, TeamRequest, TeamStop
+from faabric.messages.types import Exited, Outcome, Trapped
+from faabric.snapshot import PAGE_SIZE
+from faabric.threads.coordinator import Delivery
+from faabric.threads.host_copy import GiveUp, HostCopy
+from faabric.threads.regions import MainRegion, PartRegion
+from faabric.wasm.host import GuestFault, GuestMemory
+
+SIZE = 8 * PAGE_SIZE
+REGION = RegionId("main", 3)
+PART = "part"
+KEY = 0x1234
+TIMEOUT = 2.0  # bound on every wait of a test thread
+X, Y = 4 * PAGE_SIZE + 8, 4 * PAGE_SIZE + 9  # two bytes of a page that starts zero
+
+
+class Memory:
+    """A page-aligned anonymous mapping standing in for a linear memory."""
+
+    def __init__(self, initial: npt.NDArray[np.uint8]) -> None:
+        self.mapping = mmap.mmap(-1, len(initial))
+        self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.mapping))
+        self.view: npt.NDArray[np.uint8] = np.frombuffer(self.mapping, np.uint8)
+        self.view[:] = initial
+
+    def now(self) -> GuestMemory:
+        return GuestMemory(self.base, len(self.view))
+
+    def grow(self, size: int) -> None:
+        raise AssertionError(f"no test grows the memory (asked for {size})")
+
+
+class SpyCopy(HostCopy):
+    """A HostCopy noting the ticket of every delivery a thread starts to apply."""
+
+    def __init__(self, memory: Memory, twin: npt.NDArray[np.uint8]) -> None:
+        super().__init__(memory.now, memory.grow, twin.copy(), ())
+        self.entered: list[int] = []
+        self._noted = threading.Condition()
+
+    def apply(self, delivery: Delivery, give_up: GiveUp) -> None:
+        with self._noted:
+            self.entered.append(delivery.ticket)
+            self._noted.notify_all()
+        super().apply(delivery, give_up)
+
+    def wait_entered(self, ticket: int) -> None:
+        """Until some thread started applying delivery `ticket` (it may wait for its turn)."""
+        with self._noted:
+            assert self._noted.wait_for(lambda: ticket in self.entered, TIMEOUT), self.entered
+
+
+@dataclass
+class Team:
+    main: MainRegion
+    part: PartRegion
+    main_memory: Memory
+    part_memory: Memory
+    main_copy: SpyCopy
+    part_copy: SpyCopy
+    sent: list[tuple[str, object]] = field(default_factory=list)  # main -> part
+    held: list[TeamReply] | None = None  # replies kept back from the part, when a list
+    requests: list[TeamRequest] = field(default_factory=list)  # part -> main, once served
+    served: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_served(self, count: int) -> None:
+        """Until the main side has taken `count` requests of the part (queued or answered)."""
+        with self.served:
+            assert self.served.wait_for(lambda: len(self.requests) >= count, TIMEOUT)
+
+
+def make_team(deadline: float = 10.0, parts: dict[str, tuple[int, ...]] | None = None
+              ) -> Team:
+    initial = np.zeros(SIZE, np.uint8)
+    initial[:PAGE_SIZE] = np.arange(PAGE_SIZE) % 251
+    main_memory, part_memory = Memory(initial), Memory(initial)
+    holder: list[Team] = []
+
+    def main_send(host: str, message: object) -> None:
+        team = holder[0]
+        team.sent.append((host, message))
+        if host != PART:
+            return
+        if isinstance(message, TeamReply):
+            if team.held is not None:
+                team.held.append(message)
+            else:
+                team.part.replied(message)
+        elif isinstance(message, TeamStop):
+            team.part.stop(message.reason)
+
+    def part_send(message: object) -> None:
+        assert isinstance(message, TeamRequest)
+        team = holder[0]
+        team.main.request(message)
+        with team.served:
+            team.requests.append(message)
+            team.served.notify_all()
+
+    end = time.monotonic() + deadline
+    main_copy, part_copy = SpyCopy(main_memory, initial), SpyCopy(part_memory, initial)
+    main = MainRegion(REGION, parts or {PART: (2, 3)}, 2, main_copy, end, main_send)
+    part = PartRegion(REGION, PART, 2, end, part_send)
+    part.copy = part_copy
+    team = Team(main, part, main_memory, part_memory, main_copy, part_copy)
+    holder.append(team)
+    return team
+
+
+@pytest.fixture
+def team() -> Iterator[Team]:
+    made = make_team()
+    yield made
+    made.main.close()
+    made.part.close()
+
+
+class Worker:
+    """A thread running `work`, keeping its result or error; joined with a bound."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self.result: object = None
+        self.error: BaseException | None = None
+        self._work = work
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._work()
+        except BaseException as error:  # handed to the test
+            self.error = error
+
+    def join(self, bound: float = TIMEOUT) -> object:
+        self._thread.join(bound)
+        assert not self._thread.is_alive(), "the thread is still blocked"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def done(outcome: Outcome, diff_from: PartRegion | None = None, stdout: bytes = b"") -> TeamDone:
+    diff = diff_from.last_writes() if diff_from is not None else None
+    return TeamDone(REGION, PART, outcome, stdout, b"", diff)
+
+
+# -- memory travels with the synchronisation ---------------------------------------------------
+
+
+def test_a_part_thread_gets_a_lock_after_main_releases_it_and_sees_mains_writes(team: Team
+                                                                                ) -> None:
+    team.main.acquire(0, KEY)
+
+    def part_thread() -> int:
+        team.part.acquire(2, KEY)
+        seen = int(team.part_memory.view[5000])
+        team.part_memory.view[6000] = 99  # written while holding the lock
+        team.part.release(2, KEY)
+        return seen
+
+    worker = Worker(part_thread)
+    team.wait_served(1)  # the part's ACQUIRE is queued behind main
+    assert worker.alive
+    team.main_memory.view[5000] = 42
+    team.main.release(0, KEY)
+    assert worker.join() == 42
+
+    team.main.acquire(1, KEY)  # after the part's release: its write comes in
+    assert team.main_memory.view[6000] == 99
+    team.main.release(1, KEY)
+    [(host, reply)] = team.sent  # one reply: the part's acquire, its first delivery
+    assert host == PART and isinstance(reply, TeamReply)
+    assert (reply.request_id, reply.value, reply.ticket, reply.failure) == (1, 1, 0, "")
+    assert len(reply.diffs) == 1  # main's write
+    assert team.main_copy.entered == [0, 1] and team.part_copy.entered == [0]
+
+
+def test_a_barrier_exchanges_writes_both_ways(team: Team) -> None:
+    team.part_memory.view[7000] = 1
+    worker = Worker(lambda: team.part.barrier(2))
+    team.wait_served(1)
+    assert worker.alive  # main has not arrived yet
+    team.main_memory.view[7001] = 2
+    team.main.barrier(0)
+    worker.join()
+    for memory in (team.main_memory, team.part_memory):
+        assert list(memory.view[7000:7002]) == [1, 2]
+
+
+def test_try_acquire_and_single_across_hosts(team: Team) -> None:
+    assert team.part.try_acquire(3, KEY) == 1
+    assert team.main.try_acquire(0, KEY) == 0
+    team.part_memory.view[100] = 5
+    team.part.release(3, KEY)
+    assert team.main.try_acquire(0, KEY) == 1
+    assert team.main_memory.view[100] == 5
+    team.main.release(0, KEY)
+
+    assert team.part.single(1) == 1
+    assert team.main.single(1) == 0
+    assert team.main.single(2) == 1
+    assert team.part.single(2) == 0
+    replies = [m for _, m in team.sent if isinstance(m, TeamReply)]
+    # try_acquire won, single x2: only the won lock was a delivery.
+    assert [r.ticket for r in replies] == [0, None, None]
+    assert team.part_copy.entered == [0]
+
+
+def test_ordered_turns_across_hosts(team: Team) -> None:
+    def part_thread() -> None:
+        team.part.ordered_wait(4, 1)
+        team.part_memory.view[8000] = team.part_memory.view[8000] + 1
+        team.part.ordered_pass(4, 2)
+
+    worker = Worker(part_thread)
+    team.wait_served(1)
+    assert worker.alive  # iteration 1 waits for iteration 0
+    team.main.ordered_wait(4, 0)  # main's turn at once
+    team.main_memory.view[8000] = 10
+    team.main.ordered_pass(4, 1)
+    worker.join()
+    team.main.ordered_wait(4, 2)
+    assert team.main_memory.view[8000] == 11
+
+
+def test_join_brings_in_the_parts_last_writes_and_output(team: Team) -> None:
+    team.part_memory.view[9000] = 33
+    result = done(Exited(0), team.part, b"hello from the part\n")
+    team.main.part_done(result)
+    assert team.main.join() == [result]
+    assert team.main_memory.view[9000] == 33
+
+
+def test_a_thread_sees_writes_another_thread_of_its_host_was_handed(team: Team) -> None:
+    """Part: lock(B); x = 1; unlock(B); lock(A); unlock(A). Main thread 1 waits for A;
+    main thread 2 takes B after the part's unlock(B), so it must see x = 1, even when it is
+    answered while thread 1 has not applied the diffs it was handed yet."""
+    lock_a, lock_b = KEY, KEY + 1
+    team.main.acquire(0, lock_a)  # main's delivery 0
+    handed: list[tuple[int, Delivery | None]] = []
+    # Thread 1 queues for A exactly as MainRegion.acquire does, but will not wake up yet.
+    team.main.coordinator.acquire(team.main.me, 1, lock_a, lambda v, d: handed.append((v, d)))
+    team.part.acquire(2, lock_b)
+    team.part_memory.view[X] = 1
+    team.part.release(2, lock_b)
+    team.main.release(0, lock_a)  # the lock goes to main thread 1 ...
+    [(value, delivery)] = handed
+    assert value == 1 and delivery is not None  # ... with the part's write, as delivery 1
+    assert delivery.ticket == 1 and delivery.diffs
+
+    def thread_2() -> int:
+        team.main.acquire(2, lock_b)  # after the part's unlock(B): delivery 2
+        return int(team.main_memory.view[X])
+
+    worker = Worker(thread_2)
+    team.main_copy.wait_entered(2)
+    assert worker.alive  # delivery 2 waits for delivery 1 ...
+    assert team.main_memory.view[X] == 0
+    team.main_copy.apply(delivery, lambda: None)  # ... which thread 1 applies when it wakes
+    assert worker.join() == 1
+    team.main.release(2, lock_b)
+    team.main.release(1, lock_a)
+
+
+def test_a_part_applies_replies_in_ticket_order_whatever_order_they_come_in(team: Team
+                                                                             ) -> None:
+    """Main writes x, hands lock A to part thread 2, writes y, hands lock B to part thread
+    3. The replies reach the part in reverse: thread 3 must still see x (and y)."""
+    lock_a, lock_b = KEY, KEY + 1
+    team.main.acquire(0, lock_a)
+    team.main.acquire(1, lock_b)
+
+    def part_thread(thread: int, key: int) -> tuple[int, int]:
+        team.part.acquire(thread, key)
+        seen = int(team.part_memory.view[X]), int(team.part_memory.view[Y])
+        team.part.release(thread, key)
+        return seen
+
+    team.held = []
+    first = Worker(lambda: part_thread(2, lock_a))
+    team.wait_served(1)
+    second = Worker(lambda: part_thread(3, lock_b))
+    team.wait_served(2)
+    team.main_memory.view[X] = 1
+    team.main.release(0, lock_a)  # the part's delivery 0: x
+    team.main_memory.view[Y] = 2
+    team.main.release(1, lock_b)  # the part's delivery 1: y only (x went in delivery 0)
+    held, team.held = team.held, None
+    assert [(r.ticket, len(r.diffs)) for r in held] == [(0, 1), (1, 1)]
+
+    team.part.replied(held[1])
+    team.part_copy.wait_entered(1)
+    assert second.alive and first.alive  # thread 3 waits for delivery 0
+    assert team.part_memory.view[Y] == 0
+    team.part.replied(held[0])
+    seen_first = first.join()  # thread 2 sees x (whether y is in yet is a race: not checked)
+    assert isinstance(seen_first, tuple) and seen_first[0] == 1
+    assert second.join() == (1, 2)
+    team.main.acquire(0, lock_a)  # both part threads released: nothing is stuck
+    team.main.acquire(1, lock_b)
+
+
+def test_an_apply_waiting_for_a_lost_delivery_ends_by_the_deadline() -> None:
+    team = make_team(deadline=0.3)
+    try:
+        lock_a, lock_b = KEY, KEY + 1
+        team.main.acquire(0, lock_a)
+        gave_up = Worker(lambda: team.main.acquire(1, lock_a))
+        with pytest.raises(GuestFault, match="timed out"):
+            gave_up.join()  # at the deadline; its request stays queued
+        team.main.release(0, lock_a)  # thread 1's delivery 1: nobody will apply it
+        stuck = Worker(lambda: team.main.acquire(2, lock_b))  # delivery 2
+        team.main_copy.wait_entered(2)
+        with pytest.raises(GuestFault, match="timed out"):
+            stuck.join(0.5)
+    finally:
+        team.main.stop("test over")  # lets the waiting apply give up
+        team.main.close()
+        team.part.close()
+
+
+def test_a_request_before_the_memory_is_restored_faults(team: Team) -> None:
+    team.part.copy = None
+    with pytest.raises(GuestFault, match="not restored"):
+        team.part.barrier(2)
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_a_failed_part_breaks_the_region_and_fails_waits_on_both_sides(team: Team) -> None:
+    team.main.acquire(0, KEY)
+    waiting_part = Worker(lambda: team.part.acquire(2, KEY))
+    team.wait_served(1)
+    team.main.part_done(done(Trapped("out of bounds memory access")))
+
+    with pytest.raises(GuestFault) as caught:
+        waiting_part.join()
+    message = str(caught.value)
+    assert "2, 3" in message and PART in message and "out of bounds" in message
+    with pytest.raises(GuestFault, match="out of bounds"):
+        team.main.barrier(0)
+    with pytest.raises(GuestFault, match="out of bounds"):
+        team.main.single(9)
+    # The part's next request is answered with the failure too.
+    with pytest.raises(GuestFault, match="out of bounds"):
+        team.part.barrier(3)
+
+
+def test_join_fails_naming_the_failed_part_while_another_still_runs() -> None:
+    team = make_team(parts={"p1": (2, 3), "p2": (4,)})
+    try:
+        joining = Worker(team.main.join)
+        time.sleep(0.05)
+        assert joining.alive
+        team.main.part_done(TeamDone(REGION, "p1", Trapped("unreachable"), b"", b""))
+        with pytest.raises(GuestFault) as caught:
+            joining.join()
+        message = str(caught.value)
+        assert "2, 3" in message and "p1" in message and "unreachable" in message
+    finally:
+        team.main.close()
+        team.part.close()
+
+
+def test_join_fails_when_the_only_part_failed(team: Team) -> None:
+    team.main.part_done(done(Trapped("unreachable")))
+    with pytest.raises(GuestFault, match="unreachable"):
+        team.main.join()
+
+
+def test_join_times_out_when_a_part_never_finishes() -> None:
+    team = make_team(deadline=0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(GuestFault, match="timed out"):
+            team.main.join()
+        assert time.monotonic() - started < TIMEOUT
+    finally:
+        team.main.close()
+        team.part.close()
+
+
+def test_a_wait_times_out_at_the_deadline() -> None:
+    team = make_team(deadline=0.2)
+    try:
+        with pytest.raises(GuestFault, match="timed out waiting for a barrier"):
+            team.main.barrier(0)  # the part never arrives
+        team.main.acquire(0, KEY)
+        with pytest.raises(GuestFault, match="timed out waiting for acquire"):
+            team.part.acquire(2, KEY)
+    finally:
+        team.main.close()
+        team.part.close()
+
+
+def test_stop_fails_waits_on_both_sides(team: Team) -> None:
+    team.main.acquire(0, KEY)
+    part_waits = Worker(lambda: team.part.acquire(2, KEY))
+    team.wait_served(1)
+    main_waits = Worker(lambda: team.main.barrier(1))
+    time.sleep(0.05)
+    assert part_waits.alive and main_waits.alive
+
+    team.main.stop("the app was stopped")
+    for worker in (part_waits, main_waits):
+        with pytest.raises(GuestFault, match="the app was stopped"):
+            worker.join()
+    assert (PART, TeamStop(REGION, "the app was stopped")) in team.sent
+    # Later synchronisations fail at once, on both sides.
+    with pytest.raises(GuestFault, match="the app was stopped"):
+        team.part.barrier(3)
+    with pytest.raises(GuestFault, match="the app was stopped"):
+        team.main.acquire(1, KEY + 1)
+
+
+def test_stop_does_not_tell_parts_that_already_finished(team: Team) -> None:
+    team.main.part_done(done(Exited(0)))
+    team.main.stop("late")
+    assert not any(isinstance(m, TeamStop) for _, m in team.sent)
+
+
+def test_a_part_stopped_on_its_own_side_fails_its_waits(team: Team) -> None:
+    team.main.acquire(0, KEY)
+    waiting = Worker(lambda: team.part.acquire(2, KEY))
+    team.wait_served(1)
+    team.part.stop("worker shutting down")
+    with pytest.raises(GuestFault, match="worker shutting down"):
+        waiting.join()
+    with pytest.raises(GuestFault, match="worker shutting down"):
+        team.part.single(1)
+    with pytest.raises(GuestFault, match="worker shutting down"):
+        team.part.release(2, KEY)
