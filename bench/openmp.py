@@ -74,14 +74,15 @@ def measure(*, runs: int, cache_dir: Path, native_dir: Path, quick: bool) -> lis
     from faabric.granule import GranuleRunner
     from faabric.messages.types import AppSpec, Batch, Exited
     from faabric.threads import ThreadPolicy, thread_functions
+    from faabric.threads.team_functions import TeamFunctions
     from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
     results = []
     with tempfile.TemporaryDirectory(prefix="faabric-bench-") as tmp, WasmEngine() as engine:
         blobs: dict[str, bytes] = {}
         modules = ModuleCache(engine, Path(tmp), fetch=blobs.__getitem__)
-        runner = GranuleRunner(engine, modules, host="bench",
-                               extra_functions=thread_functions(ThreadPolicy(2)))
+        runner = GranuleRunner(engine, modules, host="bench", extra_functions=(
+            *thread_functions(ThreadPolicy(2)), *TeamFunctions().functions()))
 
         def run_wasm(data: bytes, name: str, args: list[str], threads: int) -> dict[str, float]:
             digest = module_digest(data)

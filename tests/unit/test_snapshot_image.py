@@ -16,6 +16,7 @@ from faabric.snapshot import (
     Snapshot,
     SnapshotOptions,
     Tail,
+    compute_diff,
     expand,
     memory_view,
     restore,
@@ -111,6 +112,31 @@ def test_memfd_restore_is_copy_on_write(tail: Tail) -> None:
         region.view[:PAGE_SIZE] = 1  # a private copy: the image keeps the original
         assert np.array_equal(image.view(), source)
         assert not image.view().flags.writeable
+
+
+def test_an_image_follows_its_memory_by_diffs_and_grows() -> None:
+    first = random_pages(MIB, 0.5, seed=5)
+    second = np.concatenate((first, np.zeros(MIB, np.uint8)))
+    second[123] ^= 0xFF
+    second[MIB + 7] = 9  # the memory grew
+    with MemfdImage(take_snapshot(first)) as image:
+        image.update([compute_diff(second, first, ((0, len(second)),))])
+        assert image.size == 2 * MIB and np.array_equal(image.view(), second)
+        with anonymous(2 * MIB) as region:
+            image.map_onto(region.address, 2 * MIB)
+            assert np.array_equal(region.view, second)
+
+
+def test_a_private_copy_is_copy_on_write() -> None:
+    source = random_pages(MIB, 0.5, seed=6)
+    with MemfdImage(take_snapshot(source)) as image:
+        mine = image.private_copy()
+        assert np.array_equal(mine, source) and mine.flags.writeable
+        mine[:PAGE_SIZE] = 1
+        assert np.array_equal(image.view(), source)
+        image.close()
+        with pytest.raises(SnapshotError, match="closed"):
+            image.private_copy()
 
 
 def test_restore_refuses_a_memory_smaller_than_the_snapshot() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from faabric.snapshot import PAGE_SIZE, Diff, compute_diff
-from faabric.threads.coordinator import Coordinator, Delivery, RegionBroken
+from faabric.threads.coordinator import Broken, Coordinator, Delivery, Granted, RegionBroken
 
 MAIN, P1, P2 = "main", "p1", "p2"
 STRANGER = "stranger"  # not a host of the region
@@ -35,26 +35,27 @@ def make_diff(offset: int, value: int = 1) -> Diff:
 
 @dataclass
 class Answers:
-    """Records answers: (value, delivery) in the order they came."""
+    """Records answers (Granted or Broken) in the order they came."""
 
-    got: list[tuple[int, Delivery | None]] = field(default_factory=list)
+    got: list[Granted | Broken] = field(default_factory=list)
 
-    def __call__(self, value: int, delivery: Delivery | None) -> None:
-        self.got.append((value, delivery))
+    def __call__(self, outcome: Granted | Broken) -> None:
+        self.got.append(outcome)
 
     @property
     def answered(self) -> bool:
         return bool(self.got)
 
-    def only(self) -> tuple[int, Delivery | None]:
+    def only(self) -> Granted | Broken:
         assert len(self.got) == 1, self.got
         return self.got[0]
 
     def delivered(self, value: int) -> Delivery:
-        """The one answer's delivery, checking that it came with `value`."""
-        got_value, delivery = self.only()
-        assert got_value == value and delivery is not None, self.got
-        return delivery
+        """The one answer's delivery, checking that it was granted with `value`."""
+        outcome = self.only()
+        assert isinstance(outcome, Granted), self.got
+        assert outcome.value == value and outcome.delivery is not None, self.got
+        return outcome.delivery
 
 
 def same(found: tuple[Diff, ...], expected: tuple[Diff, ...]) -> bool:
@@ -81,7 +82,7 @@ def test_lock_is_handed_over_in_fifo_order_with_the_releasers_diffs() -> None:
     d_main, d_p1, d_p2 = make_diff(1), make_diff(2), make_diff(3)
 
     c.acquire(MAIN, 0, KEY, first)
-    assert first.only() == (1, Delivery(0, ()))
+    assert first.only() == Granted(1, Delivery(0, ()))
     c.acquire(P1, 5, KEY, second)
     c.acquire(P2, 7, KEY, third)
     assert not second.answered and not third.answered
@@ -105,13 +106,13 @@ def test_two_threads_of_one_participant_queue_on_a_lock() -> None:
     first, second = Answers(), Answers()
     c.acquire(P1, 1, KEY, first)
     c.acquire(P1, 2, KEY, second)  # another thread of the same host: not re-entrant
-    assert first.only() == (1, Delivery(0, ()))
+    assert first.only() == Granted(1, Delivery(0, ()))
     assert not second.answered
     with pytest.raises(RegionBroken):
         c.release(P1, 2, KEY, None)  # the waiting thread does not hold it
     c.release(P1, 1, KEY, make_diff(9))
     # Its own host's writes are not sent back; still, it is the host's next hand-over.
-    assert second.only() == (1, Delivery(1, ()))
+    assert second.only() == Granted(1, Delivery(1, ()))
 
 
 def test_locks_with_different_keys_are_independent() -> None:
@@ -119,18 +120,18 @@ def test_locks_with_different_keys_are_independent() -> None:
     a, b = Answers(), Answers()
     c.acquire(MAIN, 0, 1, a)
     c.acquire(P1, 0, 2, b)
-    assert a.only() == (1, Delivery(0, ())) and b.only() == (1, Delivery(0, ()))
+    assert a.only() == Granted(1, Delivery(0, ())) and b.only() == Granted(1, Delivery(0, ()))
 
 
 def test_try_acquire() -> None:
     c = coordinator()
     d = make_diff(4)
-    assert c.try_acquire(MAIN, 0, KEY) == (1, Delivery(0, ()))
-    assert c.try_acquire(P1, 0, KEY) == (0, None)
-    assert c.try_acquire(MAIN, 0, KEY) == (0, None)  # not re-entrant either
+    assert c.try_acquire(MAIN, 0, KEY) == Granted(1, Delivery(0, ()))
+    assert c.try_acquire(P1, 0, KEY) == Granted(0)
+    assert c.try_acquire(MAIN, 0, KEY) == Granted(0)  # not re-entrant either
     c.release(MAIN, 0, KEY, d)
-    value, delivery = c.try_acquire(P1, 0, KEY)
-    assert value == 1 and is_delivery(delivery, 0, (d,))  # its failed try used no ticket
+    granted = c.try_acquire(P1, 0, KEY)  # its failed tries used no ticket
+    assert granted.value == 1 and is_delivery(granted.delivery, 0, (d,))
     waiter = Answers()
     c.acquire(P2, 0, KEY, waiter)
     assert not waiter.answered
@@ -151,7 +152,7 @@ def test_releasing_a_lock_not_held_raises(holder: tuple[str, int] | None,
     with pytest.raises(RegionBroken, match="does not hold it"):
         c.release(*releaser, KEY, make_diff(1))
     if holder is not None:  # the lock is still the holder's
-        assert c.try_acquire(P2, 0, KEY) == (0, None)
+        assert c.try_acquire(P2, 0, KEY) == Granted(0)
 
 
 def test_a_refused_release_publishes_nothing() -> None:
@@ -190,7 +191,7 @@ def test_barriers_can_follow_each_other() -> None:
     assert not p1.answered  # a new round: main has not arrived at this one
     c.barrier(MAIN, None, main)
     assert is_delivery(main.delivered(0), 1, (second,))  # not `first` (its own) again
-    assert p1.only() == (0, Delivery(1, ()))  # it got `first` at the previous barrier
+    assert p1.only() == Granted(0, Delivery(1, ()))  # it got `first` at the previous barrier
 
 
 def test_arriving_twice_at_one_barrier_raises() -> None:
@@ -204,7 +205,7 @@ def test_a_single_participant_passes_its_barrier_at_once() -> None:
     c = coordinator(MAIN)
     answer = Answers()
     c.barrier(MAIN, make_diff(1), answer)
-    assert answer.only() == (0, Delivery(0, ()))
+    assert answer.only() == Granted(0, Delivery(0, ()))
 
 
 # -- singles and ordered turns --------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_ordered_wait_is_answered_at_once_when_it_is_the_turn() -> None:
     c.ordered_wait(MAIN, 3, 4, now)
     assert is_delivery(now.delivered(0), 0, (d,))
     c.ordered_wait(MAIN, 9, 0, other_loop)  # a fresh loop starts at iteration 0
-    assert other_loop.only() == (0, Delivery(1, ()))
+    assert other_loop.only() == Granted(0, Delivery(1, ()))
 
 
 def test_ordered_wait_is_answered_by_the_matching_pass() -> None:
@@ -267,7 +268,7 @@ def test_tickets_count_each_participants_hand_overs_whatever_the_operation() -> 
     lock = Answers()
     c.acquire(MAIN, 0, KEY, lock)
     note(MAIN, lock.delivered(1))
-    note(P1, c.try_acquire(P1, 0, KEY + 1)[1])
+    note(P1, c.try_acquire(P1, 0, KEY + 1).delivery)
     note(MAIN, c.catch_up(MAIN))
     turn = Answers()
     c.ordered_wait(P2, 0, 0, turn)
@@ -291,17 +292,17 @@ def test_tickets_count_each_participants_hand_overs_whatever_the_operation() -> 
 def test_answers_without_a_hand_over_use_no_ticket() -> None:
     c = coordinator()
     c.acquire(MAIN, 0, KEY, Answers())  # main's ticket 0
-    assert c.try_acquire(P1, 0, KEY) == (0, None)  # refused: nothing to apply
+    assert c.try_acquire(P1, 0, KEY) == Granted(0)  # refused: nothing to apply
     assert c.single(1) == 1 and c.single(1) == 0
     broken = Answers()
     c.acquire(P1, 1, KEY, broken)
     c.break_("stopped")
-    assert broken.only() == (-1, None)
+    assert broken.only() == Broken("stopped")
 
     fresh = coordinator()
     fresh.acquire(MAIN, 0, KEY, Answers())
     fresh.single(1)
-    assert fresh.try_acquire(P1, 0, KEY) == (0, None)
+    assert fresh.try_acquire(P1, 0, KEY) == Granted(0)
     assert fresh.catch_up(P1) == Delivery(0, ())  # p1's first hand-over is still ticket 0
     assert fresh.catch_up(MAIN) == Delivery(1, ())
 
@@ -352,8 +353,8 @@ def test_a_non_participant_is_refused() -> None:
     assert not any(a.answered for a in answers.values())
     last = Answers()
     c.barrier(P2, None, last)
-    assert last.only() == (0, Delivery(0, ()))
-    assert all(a.only() == (0, Delivery(0, ())) for a in answers.values())
+    assert last.only() == Granted(0, Delivery(0, ()))
+    assert all(a.only() == Granted(0, Delivery(0, ())) for a in answers.values())
 
 
 def test_a_refused_acquire_leaves_the_lock_free() -> None:
@@ -362,8 +363,8 @@ def test_a_refused_acquire_leaves_the_lock_free() -> None:
         c.acquire(STRANGER, 0, KEY, Answers())
     with pytest.raises(RegionBroken):
         c.try_acquire(STRANGER, 0, KEY + 1)
-    assert c.try_acquire(MAIN, 0, KEY) == (1, Delivery(0, ()))
-    assert c.try_acquire(MAIN, 0, KEY + 1) == (1, Delivery(1, ()))
+    assert c.try_acquire(MAIN, 0, KEY) == Granted(1, Delivery(0, ()))
+    assert c.try_acquire(MAIN, 0, KEY + 1) == Granted(1, Delivery(1, ()))
 
 
 def test_a_non_participant_queued_on_a_lock_harms_nobody() -> None:
@@ -374,7 +375,7 @@ def test_a_non_participant_queued_on_a_lock_harms_nobody() -> None:
     behind = Answers()
     c.acquire(P1, 0, KEY, behind)
     c.release(MAIN, 0, KEY, None)  # main's release is in order: it must not fail
-    assert behind.only() == (1, Delivery(0, ()))
+    assert behind.only() == Granted(1, Delivery(0, ()))
 
 
 def test_a_non_participant_waiting_for_an_ordered_turn_harms_nobody() -> None:
@@ -384,13 +385,13 @@ def test_a_non_participant_waiting_for_an_ordered_turn_harms_nobody() -> None:
     with suppress(RegionBroken):  # refusing it at once would do
         c.ordered_wait(STRANGER, 0, 1, Answers())
     c.ordered_pass(MAIN, 0, 1, None)  # main's pass is in order: it must not fail
-    assert waiting.only() == (0, Delivery(0, ()))
+    assert waiting.only() == Granted(0, Delivery(0, ()))
 
 
 # -- breaking -------------------------------------------------------------------------------------
 
 
-def test_break_answers_every_waiter_with_minus_one_and_fails_later_calls() -> None:
+def test_break_answers_every_waiter_with_broken_and_fails_later_calls() -> None:
     c = coordinator()
     c.acquire(MAIN, 0, KEY, Answers())
     lock, barrier, ordered = Answers(), Answers(), Answers()
@@ -400,7 +401,7 @@ def test_break_answers_every_waiter_with_minus_one_and_fails_later_calls() -> No
 
     c.break_("part p1 trapped")
     for answer in (lock, barrier, ordered):
-        assert answer.only() == (-1, None)
+        assert answer.only() == Broken("part p1 trapped")
     assert c.broken == "part p1 trapped"
 
     calls: list[Callable[[], object]] = [
@@ -460,9 +461,9 @@ def test_trimming_keeps_what_a_slow_participant_has_not_seen() -> None:
     # Once everybody saw the log, only newer diffs are handed out.
     late = make_diff(100)
     c.release("slow", 0, KEY, late)
-    value, delivery = c.try_acquire("fast", 0, KEY)
+    granted = c.try_acquire("fast", 0, KEY)
     # fast saw main's last one when it acquired
-    assert value == 1 and is_delivery(delivery, 6, (late,))
+    assert granted.value == 1 and is_delivery(granted.delivery, 6, (late,))
     assert is_delivery(c.catch_up(MAIN), 6, (published[-1], late))
 
 

@@ -8,6 +8,7 @@ from typing import cast
 import numpy as np
 import pytest
 
+from faabric.errors import BrokenError
 from faabric.messages.team import (
     TEAM_CODEC,
     Member,
@@ -16,6 +17,7 @@ from faabric.messages.team import (
     TeamForget,
     TeamMessage,
     TeamOp,
+    TeamRefused,
     TeamReply,
     TeamRequest,
     TeamStart,
@@ -90,10 +92,10 @@ def messages() -> list[TeamMessage]:
                   (("worker-a", "10.0.0.1:7000"), ("worker-b", "10.0.0.2:7000")))
     members = (Member(2, 1024, 65536), Member(3, 2048, 131072))
     found: list[TeamMessage] = [
-        TeamStart(REGION, "10.0.0.1:7000", batch, 1, 5, members, ((0, 64), (4096, 8192)),
-                  "worker-a/1/1", snapshot()),
-        TeamStart(REGION, "", batch, 0, 0, (), (), "worker-a/1/0", Snapshot(PAGE_SIZE)),
-        TeamStart(REGION, "", batch, 0, 0, (), (), "worker-a/1/0", byte_diff()),
+        TeamStart(REGION, "10.0.0.1:7000", 29.5, batch, 1, 5, members,
+                  ((0, 64), (4096, 8192)), "worker-a/1/1", snapshot()),
+        TeamStart(REGION, "", 0.0, batch, 0, 0, (), (), "worker-a/1/0", Snapshot(PAGE_SIZE)),
+        TeamStart(REGION, "", 1.25, batch, 0, 0, (), (), "worker-a/1/0", byte_diff()),
         TeamRequest(REGION, "worker-b", 1, TeamOp.BARRIER, 2, 0, 0, byte_diff()),
         TeamRequest(REGION, "worker-b", 2, TeamOp.RELEASE, 3, 0x7FFF_FFFF, 0, typed_diff()),
         TeamRequest(REGION, "worker-b", 3, TeamOp.ORDERED_WAIT, 2, 1, 1 << 40),
@@ -101,7 +103,7 @@ def messages() -> list[TeamMessage]:
         TeamReply(REGION, 2, 1),  # nothing delivered: no ticket
         TeamReply(REGION, 3, 1, 0),  # delivery 0, with no diffs in it
         TeamReply(REGION, 4, 1, (1 << 40) + 1, (byte_diff(),)),
-        TeamReply(REGION, 5, -1, None, (), "part worker-b trapped"),
+        TeamRefused(REGION, 5, "part worker-b trapped"),
         TeamDone(REGION, "worker-b", Exited(0), b"", b"", None),
         TeamStop(REGION, "the app was stopped"),
         TeamForget("worker-a/1/0"),
@@ -128,7 +130,15 @@ def test_a_reply_keeps_ticket_zero_apart_from_no_ticket() -> None:
         decoded = TEAM_CODEC.decode(TEAM_CODEC.encode(TeamReply(REGION, 9, 1, ticket)))
         assert isinstance(decoded, TeamReply)
         assert decoded.ticket == ticket and type(decoded.ticket) is type(ticket)
-        assert decoded.diffs == () and decoded.failure == ""
+        assert decoded.diffs == ()
+
+
+def test_a_team_start_keeps_seconds_left_a_float() -> None:
+    start = messages()[0]
+    assert isinstance(start, TeamStart)
+    decoded = TEAM_CODEC.decode(TEAM_CODEC.encode(start))
+    assert isinstance(decoded, TeamStart)
+    assert decoded.seconds_left == 29.5 and type(decoded.seconds_left) is float
 
 
 def test_the_snapshot_of_a_team_start_restores_the_same_memory() -> None:
@@ -152,8 +162,24 @@ class FakePlane:
     address: str = "10.0.0.1:7000"
     frames: list[tuple[str, bytes]] = field(default_factory=list)
 
-    def send_frame(self, host: str, payload: bytes) -> None:
-        self.frames.append((host, payload))
+    def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+        self.frames.append((host, b"".join(parts)))
+
+
+def test_team_wire_encodes_a_snapshot_start_in_parts_and_others_plain() -> None:
+    wire = TeamWire(cast(DataPlane, FakePlane()))
+    sent = messages()
+    start = sent[0]
+    assert isinstance(start, TeamStart) and isinstance(start.image, Snapshot)
+    parts = wire.encode(start)
+    assert isinstance(parts, tuple) and parts[0] == b"\x01"
+    assert parts[-1] is start.image.data  # the page data is not copied into the codec
+    for message in sent[1:]:
+        if isinstance(message, TeamStart) and isinstance(message.image, Snapshot):
+            continue
+        plain = wire.encode(message)
+        assert len(plain) == 2 and plain[0] == b"\x00"
+        assert TEAM_CODEC.decode(plain[1]) == message
 
 
 def test_team_wire_frames_round_trip() -> None:
@@ -169,3 +195,11 @@ def test_team_wire_frames_round_trip() -> None:
         route(bytearray(payload))
     assert received == sent
     assert wire.address == plane.address
+    assert plane.frames[0][1][:1] == b"\x01"  # the whole snapshot went raw after the codec
+
+
+def test_a_malformed_team_frame_is_refused() -> None:
+    wire = TeamWire(cast(DataPlane, FakePlane()))
+    for payload in (b"\x07", b"\x01" + bytes(8), b"\x01" + (1).to_bytes(8, "little") + b"\xc0"):
+        with pytest.raises(BrokenError):
+            wire.decode(bytearray(payload))

@@ -1,8 +1,9 @@
 """MainRegion and PartRegion wired together in one process, each over its own memory.
 
 The part's `send` calls the main side's `request` directly and the main side's
-`send(host, message)` hands replies and stops to the part, so every message is delivered
-at once, in order (unless a test holds the replies back to hand them over in another order).
+`post(host, message, on_error)` hands replies, refusals and stops to the part, so every
+message is delivered at once, in order (unless a test holds the answers back to hand them
+over in another order, or makes the part unreachable: then `post` calls `on_error`).
 Threads stand in for guest threads where a synchronisation blocks; each side's `HostCopy`
 notes which delivery tickets its threads start to apply, so a test knows when one waits.
 """
@@ -20,12 +21,21 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from faabric.messages.team import RegionId, TeamDone, TeamReply, TeamRequest, TeamStop
+from faabric.messages.team import (
+    RegionId,
+    TeamDone,
+    TeamOp,
+    TeamRefused,
+    TeamReply,
+    TeamRequest,
+    TeamStop,
+)
 from faabric.messages.types import Exited, Outcome, Trapped
 from faabric.snapshot import PAGE_SIZE
-from faabric.threads.coordinator import Delivery
+from faabric.threads.coordinator import Broken, Delivery, Granted
 from faabric.threads.host_copy import GiveUp, HostCopy
-from faabric.threads.regions import MainRegion, PartRegion
+from faabric.threads.part_region import PartRegion
+from faabric.threads.regions import MainRegion, OnError
 from faabric.wasm.host import GuestFault, GuestMemory
 
 SIZE = 8 * PAGE_SIZE
@@ -81,7 +91,9 @@ class Team:
     main_copy: SpyCopy
     part_copy: SpyCopy
     sent: list[tuple[str, object]] = field(default_factory=list)  # main -> part
-    held: list[TeamReply] | None = None  # replies kept back from the part, when a list
+    held: list[TeamReply | TeamRefused] | None = None  # answers kept back, when a list
+    unreachable: bool = False  # every post fails (through its on_error)
+    lost: list[tuple[str, object]] = field(default_factory=list)  # posts that failed
     requests: list[TeamRequest] = field(default_factory=list)  # part -> main, once served
     served: threading.Condition = field(default_factory=threading.Condition)
 
@@ -98,12 +110,16 @@ def make_team(deadline: float = 10.0, parts: dict[str, tuple[int, ...]] | None =
     main_memory, part_memory = Memory(initial), Memory(initial)
     holder: list[Team] = []
 
-    def main_send(host: str, message: object) -> None:
+    def main_post(host: str, message: object, on_error: OnError) -> None:
         team = holder[0]
+        if team.unreachable:
+            team.lost.append((host, message))
+            on_error(ConnectionError(f"{host} is unreachable"))
+            return
         team.sent.append((host, message))
         if host != PART:
             return
-        if isinstance(message, TeamReply):
+        if isinstance(message, TeamReply | TeamRefused):
             if team.held is not None:
                 team.held.append(message)
             else:
@@ -121,7 +137,7 @@ def make_team(deadline: float = 10.0, parts: dict[str, tuple[int, ...]] | None =
 
     end = time.monotonic() + deadline
     main_copy, part_copy = SpyCopy(main_memory, initial), SpyCopy(part_memory, initial)
-    main = MainRegion(REGION, parts or {PART: (2, 3)}, 2, main_copy, end, main_send)
+    main = MainRegion(REGION, parts or {PART: (2, 3)}, 2, main_copy, end, main_post)
     part = PartRegion(REGION, PART, 2, end, part_send)
     part.copy = part_copy
     team = Team(main, part, main_memory, part_memory, main_copy, part_copy)
@@ -196,7 +212,7 @@ def test_a_part_thread_gets_a_lock_after_main_releases_it_and_sees_mains_writes(
     team.main.release(1, KEY)
     [(host, reply)] = team.sent  # one reply: the part's acquire, its first delivery
     assert host == PART and isinstance(reply, TeamReply)
-    assert (reply.request_id, reply.value, reply.ticket, reply.failure) == (1, 1, 0, "")
+    assert (reply.request_id, reply.value, reply.ticket) == (1, 1, 0)
     assert len(reply.diffs) == 1  # main's write
     assert team.main_copy.entered == [0, 1] and team.part_copy.entered == [0]
 
@@ -263,16 +279,17 @@ def test_a_thread_sees_writes_another_thread_of_its_host_was_handed(team: Team) 
     answered while thread 1 has not applied the diffs it was handed yet."""
     lock_a, lock_b = KEY, KEY + 1
     team.main.acquire(0, lock_a)  # main's delivery 0
-    handed: list[tuple[int, Delivery | None]] = []
+    handed: list[Granted | Broken] = []
     # Thread 1 queues for A exactly as MainRegion.acquire does, but will not wake up yet.
-    team.main.coordinator.acquire(team.main.me, 1, lock_a, lambda v, d: handed.append((v, d)))
+    team.main.coordinator.acquire(team.main.me, 1, lock_a, handed.append)
     team.part.acquire(2, lock_b)
     team.part_memory.view[X] = 1
     team.part.release(2, lock_b)
     team.main.release(0, lock_a)  # the lock goes to main thread 1 ...
-    [(value, delivery)] = handed
-    assert value == 1 and delivery is not None  # ... with the part's write, as delivery 1
-    assert delivery.ticket == 1 and delivery.diffs
+    [granted] = handed
+    assert isinstance(granted, Granted) and granted.value == 1
+    delivery = granted.delivery  # ... with the part's write, as delivery 1
+    assert delivery is not None and delivery.ticket == 1 and delivery.diffs
 
     def thread_2() -> int:
         team.main.acquire(2, lock_b)  # after the part's unlock(B): delivery 2
@@ -312,7 +329,9 @@ def test_a_part_applies_replies_in_ticket_order_whatever_order_they_come_in(team
     team.main_memory.view[Y] = 2
     team.main.release(1, lock_b)  # the part's delivery 1: y only (x went in delivery 0)
     held, team.held = team.held, None
-    assert [(r.ticket, len(r.diffs)) for r in held] == [(0, 1), (1, 1)]
+    assert all(isinstance(r, TeamReply) for r in held)
+    assert [(r.ticket, len(r.diffs)) for r in held if isinstance(r, TeamReply)] == [(0, 1),
+                                                                                   (1, 1)]
 
     team.part.replied(held[1])
     team.part_copy.wait_entered(1)
@@ -341,6 +360,25 @@ def test_an_apply_waiting_for_a_lost_delivery_ends_by_the_deadline() -> None:
             stuck.join(0.5)
     finally:
         team.main.stop("test over")  # lets the waiting apply give up
+        team.main.close()
+        team.part.close()
+
+
+def test_a_try_acquire_waiting_for_a_lost_delivery_ends_by_the_deadline() -> None:
+    team = make_team(deadline=0.3)
+    try:
+        lock_a, lock_b = KEY, KEY + 1
+        team.main.acquire(0, lock_a)
+        gave_up = Worker(lambda: team.main.acquire(1, lock_a))
+        with pytest.raises(GuestFault, match="timed out"):
+            gave_up.join()
+        team.main.release(0, lock_a)  # thread 1's delivery 1: nobody will apply it
+        stuck = Worker(lambda: team.main.try_acquire(2, lock_b))  # delivery 2
+        team.main_copy.wait_entered(2)
+        with pytest.raises(GuestFault, match="timed out"):
+            stuck.join(0.5)
+    finally:
+        team.main.stop("test over")
         team.main.close()
         team.part.close()
 
@@ -421,6 +459,8 @@ def test_a_wait_times_out_at_the_deadline() -> None:
 
 
 def test_stop_fails_waits_on_both_sides(team: Team) -> None:
+    stops: list[str] = []
+    team.part.when_stopped(stops.append)
     team.main.acquire(0, KEY)
     part_waits = Worker(lambda: team.part.acquire(2, KEY))
     team.wait_served(1)
@@ -433,6 +473,7 @@ def test_stop_fails_waits_on_both_sides(team: Team) -> None:
         with pytest.raises(GuestFault, match="the app was stopped"):
             worker.join()
     assert (PART, TeamStop(REGION, "the app was stopped")) in team.sent
+    assert stops == ["the app was stopped"]  # the part's threads were asked to stop
     # Later synchronisations fail at once, on both sides.
     with pytest.raises(GuestFault, match="the app was stopped"):
         team.part.barrier(3)
@@ -446,14 +487,141 @@ def test_stop_does_not_tell_parts_that_already_finished(team: Team) -> None:
     assert not any(isinstance(m, TeamStop) for _, m in team.sent)
 
 
-def test_a_part_stopped_on_its_own_side_fails_its_waits(team: Team) -> None:
+def test_a_part_stopped_on_its_own_side_fails_its_waits_and_calls_on_stop(team: Team
+                                                                          ) -> None:
+    stops: list[str] = []
+    team.part.when_stopped(stops.append)
     team.main.acquire(0, KEY)
     waiting = Worker(lambda: team.part.acquire(2, KEY))
     team.wait_served(1)
+    assert stops == []
     team.part.stop("worker shutting down")
+    assert stops == ["worker shutting down"]
     with pytest.raises(GuestFault, match="worker shutting down"):
         waiting.join()
     with pytest.raises(GuestFault, match="worker shutting down"):
         team.part.single(1)
     with pytest.raises(GuestFault, match="worker shutting down"):
         team.part.release(2, KEY)
+
+
+def test_a_part_without_on_stop_can_be_stopped(team: Team) -> None:
+    team.part.stop("stopped early")
+    with pytest.raises(GuestFault, match="stopped early"):
+        team.part.barrier(2)
+
+
+def test_the_part_knows_its_deadline() -> None:
+    before = time.monotonic()
+    team = make_team(deadline=5.0)
+    try:
+        assert before + 5.0 <= team.part.deadline <= time.monotonic() + 5.0
+    finally:
+        team.main.close()
+        team.part.close()
+
+
+def test_stop_tells_only_unfinished_parts_and_never_raises() -> None:
+    team = make_team(parts={"p1": (2,), "p2": (3,), "p3": (4,)})
+    try:
+        team.main.part_done(TeamDone(REGION, "p1", Exited(0), b"", b""))
+        team.unreachable = True  # every TeamStop is lost: stopping still goes on
+        team.main.stop("the granule ended")
+        assert sorted(host for host, _ in team.lost) == ["p2", "p3"]
+        assert all(m == TeamStop(REGION, "the granule ended") for _, m in team.lost)
+        assert team.main.coordinator.broken == "the granule ended"
+        with pytest.raises(GuestFault, match="the granule ended"):
+            team.main.join()
+    finally:
+        team.main.close()
+        team.part.close()
+
+
+# -- answers that cannot go, and refusals ---------------------------------------------------
+
+
+def test_a_reply_that_cannot_be_posted_breaks_the_region(team: Team) -> None:
+    team.unreachable = True
+    asking = Worker(lambda: team.part.single(1))
+    team.wait_served(1)
+    [(host, lost)] = team.lost
+    assert host == PART and isinstance(lost, TeamReply) and lost.value == 1
+    reason = f"lost worker {PART}: {PART} is unreachable"
+    assert team.main.coordinator.broken == reason
+    with pytest.raises(GuestFault, match=reason):
+        team.main.barrier(0)
+    with pytest.raises(GuestFault, match=reason):
+        team.main.join()
+    assert asking.alive  # its answer was lost: only a stop (or its deadline) ends the wait
+    team.unreachable = False
+    team.main.stop("test over")  # the region is broken already; the part is told anyway
+    with pytest.raises(GuestFault, match="test over"):
+        asking.join()
+
+
+def test_a_refusal_that_cannot_be_posted_is_dropped(team: Team) -> None:
+    team.unreachable = True
+    team.main.request(TeamRequest(REGION, "stranger", 1, TeamOp.ACQUIRE, 0, KEY, 0))
+    [(host, lost)] = team.lost
+    assert host == "stranger" and isinstance(lost, TeamRefused)
+    assert team.main.coordinator.broken is None  # nobody of the region waits for it
+
+
+@pytest.mark.parametrize("op", [TeamOp.BARRIER, TeamOp.ACQUIRE, TeamOp.TRY_ACQUIRE,
+                                TeamOp.ORDERED_WAIT])
+def test_a_refused_request_is_answered_with_team_refused(team: Team, op: TeamOp) -> None:
+    team.main.request(TeamRequest(REGION, "stranger", 7, op, 0, KEY, 0))
+    [(host, refused)] = team.sent
+    assert host == "stranger" and isinstance(refused, TeamRefused)
+    assert (refused.region, refused.request_id) == (REGION, 7)
+    assert "not a host of this region" in refused.reason
+    assert team.main.coordinator.broken is None  # the region goes on
+    team.main.acquire(0, KEY)
+
+
+def test_a_refused_release_from_a_part_breaks_the_region(team: Team) -> None:
+    team.part.release(2, KEY)  # it never acquired KEY; nobody waits to hear of the refusal
+    reason = team.main.coordinator.broken
+    assert reason is not None and reason.startswith(f"on worker {PART}: ")
+    assert "does not hold it" in reason
+    assert team.sent == []  # no TeamRefused for a request nobody waits for
+    with pytest.raises(GuestFault, match="does not hold it"):
+        team.main.barrier(0)
+    with pytest.raises(GuestFault, match="does not hold it"):
+        team.part.barrier(2)  # refused: the part hears the reason with its next request
+
+
+def test_a_refused_ordered_pass_breaks_the_region(team: Team) -> None:
+    team.main.request(TeamRequest(REGION, "stranger", 1, TeamOp.ORDERED_PASS, 0, 4, 1))
+    assert team.main.coordinator.broken == (
+        "on worker stranger: stranger is not a host of this region")
+    assert team.sent == []
+    with pytest.raises(GuestFault, match="not a host of this region"):
+        team.main.ordered_wait(4, 0)
+
+
+def test_a_refusal_fails_the_parts_waiter_with_its_reason(team: Team) -> None:
+    team.main.acquire(0, KEY)
+    team.held = []
+    waiting = Worker(lambda: team.part.acquire(2, KEY))
+    team.wait_served(1)
+    # A failed part breaks the region: the queued acquire is refused.
+    team.main.part_done(TeamDone(REGION, PART, Trapped("unreachable"), b"", b""))
+    [refusal] = team.held
+    assert isinstance(refusal, TeamRefused) and refusal.request_id == 1
+    assert "unreachable" in refusal.reason
+    time.sleep(0.05)
+    assert waiting.alive  # the part itself was not stopped: only the refusal ends the wait
+    team.part.replied(refusal)
+    with pytest.raises(GuestFault) as caught:
+        waiting.join()
+    assert str(caught.value) == refusal.reason
+    team.part.replied(refusal)  # a second answer to a finished request is ignored
+    team.part.replied(TeamReply(REGION, 99, 1))  # so is an answer to no request
+
+
+def test_a_refused_single_of_a_part_faults_with_the_reason(team: Team) -> None:
+    team.main.part_done(TeamDone(REGION, PART, Trapped("out of fuel"), b"", b""))
+    with pytest.raises(GuestFault, match="out of fuel"):
+        team.part.single(3)
+    assert isinstance(team.sent[-1][1], TeamRefused)

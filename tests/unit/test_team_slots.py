@@ -58,7 +58,7 @@ def call(app_id: int = 7, index: int = 0) -> Call:
 
 def test_first_growth_asks_for_a_whole_team_then_forks_ask_nothing() -> None:
     planner = Planner(free=8)
-    slots = TeamSlots(planner.request, planner.release, team_size=4)
+    slots = TeamSlots(planner.request, planner.release, team_size=4, host="here")
     for threads in (1, 2, 3, 1, 2, 3):
         slots.reserve(call(), threads)
     assert planner.requests == [(7, 3)]
@@ -68,7 +68,7 @@ def test_first_growth_asks_for_a_whole_team_then_forks_ask_nothing() -> None:
 
 def test_a_larger_team_asks_for_the_difference() -> None:
     planner = Planner(free=8)
-    slots = TeamSlots(planner.request, planner.release, team_size=2)
+    slots = TeamSlots(planner.request, planner.release, team_size=2, host="here")
     slots.reserve(call(), 1)
     slots.reserve(call(), 4)
     assert planner.requests == [(7, 1), (7, 3)]
@@ -78,7 +78,7 @@ def test_a_larger_team_asks_for_the_difference() -> None:
 
 def test_a_refusal_is_not_asked_again_and_nothing_is_released() -> None:
     planner = Planner(free=0)
-    slots = TeamSlots(planner.request, planner.release, team_size=4)
+    slots = TeamSlots(planner.request, planner.release, team_size=4, host="here")
     slots.reserve(call(), 3)
     slots.reserve(call(), 3)
     assert planner.requests == [(7, 3)]
@@ -88,7 +88,7 @@ def test_a_refusal_is_not_asked_again_and_nothing_is_released() -> None:
 
 def test_granules_are_counted_apart() -> None:
     planner = Planner(free=8)
-    slots = TeamSlots(planner.request, planner.release, team_size=2)
+    slots = TeamSlots(planner.request, planner.release, team_size=2, host="here")
     slots.reserve(call(index=0), 1)
     slots.reserve(call(index=1), 1)
     assert planner.requests == [(7, 1), (7, 1)]
@@ -96,7 +96,7 @@ def test_granules_are_counted_apart() -> None:
 
 def test_when_a_whole_team_does_not_fit_it_asks_for_what_it_needs() -> None:
     planner = Planner(free=1)
-    slots = TeamSlots(planner.request, planner.release, team_size=4)
+    slots = TeamSlots(planner.request, planner.release, team_size=4, host="here")
     slots.reserve(call(), 1)
     assert planner.requests == [(7, 3), (7, 1)]
     slots.ended(7, 0)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-import numpy as np
-import numpy.typing as npt
-
 from faabric.messages.types import Batch
 from faabric.mpi.world import LocalWorld
-from faabric.threads.regions import MainRegion, PartRegion
+from faabric.snapshot import MemfdImage
+from faabric.threads.part_region import PartRegion
+from faabric.threads.regions import MainRegion
 from faabric.wasm.host import GuestFault, HostCall
 
 OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
@@ -80,7 +79,7 @@ class SentMemory:
     are the workers that have it."""
 
     key: str
-    image: npt.NDArray[np.uint8]
+    image: MemfdImage
     hosts: set[str] = field(default_factory=set)
 
 
@@ -88,13 +87,16 @@ class SentMemory:
 class TeamContext:
     """A thread-capable granule's team: its plans per team size, the distributed region it
     is in, if any (a `MainRegion` on the granule's worker, a `PartRegion` elsewhere), and on
-    the granule's worker the memory its parts last received."""
+    the granule's worker the memory its parts last received and the team sizes that could
+    not be spread (they run here). `deadline` is the granule's, on `time.monotonic`."""
 
     batch: Batch
     index: int
+    deadline: float
     region: MainRegion | PartRegion | None = None
     plans: dict[int, TeamPlan] = field(default_factory=dict)
     sent: SentMemory | None = None
+    local_only: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

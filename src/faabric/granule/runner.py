@@ -11,6 +11,7 @@ placement.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -34,9 +35,10 @@ from faabric.messages.types import (
     describe,
 )
 from faabric.mpi.worlds import Membership, Worlds
-from faabric.snapshot import Snapshot, decode_into, memory_view
+from faabric.snapshot import MemfdImage
 from faabric.threads.host_copy import HostCopy
-from faabric.threads.regions import MainRegion, PartRegion
+from faabric.threads.part_region import PartRegion
+from faabric.threads.regions import MainRegion
 from faabric.threads.service import PartResult, TeamService
 from faabric.wasm import Cancellation, HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
 from faabric.wasm.cache import LoadedModule
@@ -121,10 +123,6 @@ class GranuleRunner:
     def stop(self, app_id: int, reason: str) -> None:
         """Make the app's granules on this host end soon: their MPI calls fail with `reason`
         and running wasm is interrupted within a slice (outcome `Cancelled(reason)`)."""
-        if self._worlds is not None:
-            self._worlds.stop(app_id, reason)
-        if self._teams is not None:
-            self._teams.stop_app(app_id, reason)
         with self._cancels_lock:
             running = list(self._cancels.get(app_id, ()))
             self._stopped[app_id] = reason
@@ -132,6 +130,10 @@ class GranuleRunner:
                 self._stopped.popitem(last=False)
         for cancel in running:
             cancel.cancel(reason)
+        if self._worlds is not None:
+            self._worlds.stop(app_id, reason)
+        if self._teams is not None:
+            self._teams.stop_app(app_id, reason)
 
     def _track(self, app_id: int) -> Cancellation:
         cancel = Cancellation()
@@ -155,27 +157,22 @@ class GranuleRunner:
         cancel: Cancellation,
     ) -> tuple[Outcome, bytes, bytes]:
         rank = self._join(module, batch, index)
-        if rank is None:
-            team = TeamContext(batch, index) if module.shared_memory is not None else None
-            try:
-                result = self._launcher.run(
-                    module, _run_spec(batch.spec), GranuleState(batch.app_id, io, team=team),
-                    cancel=cancel,
-                )
-            finally:
-                if team is not None:
-                    self._end_region(team)
-            return result.outcome, result.stdout, result.stderr
-        assert self._worlds is not None
+        team = None
+        if module.shared_memory is not None:
+            team = TeamContext(batch, index, time.monotonic() + batch.spec.timeout)
+        state = GranuleState(batch.app_id, io, rank, team)
         problem: str | None = "failed inside faabric"
         try:
             result = self._launcher.run(
-                module, _run_spec(batch.spec), GranuleState(batch.app_id, io, rank),
-                lambda: rank.world.detach(rank.rank), cancel=cancel,
+                module, _run_spec(batch.spec), state,
+                None if rank is None else lambda: rank.world.detach(rank.rank), cancel=cancel,
             )
             problem = None if result.outcome == Exited(0) else describe(result.outcome)
         finally:
-            self._worlds.leave(rank.world, rank.rank, problem)
+            if team is not None:
+                self._end_region(team)
+            if rank is not None and self._worlds is not None:
+                self._worlds.leave(rank.world, rank.rank, problem)
         return result.outcome, result.stdout, result.stderr
 
     def _end_region(self, team: TeamContext) -> None:
@@ -183,33 +180,40 @@ class GranuleRunner:
         the workers that keep its memory forget it."""
         region, team.region = team.region, None
         if isinstance(region, MainRegion):
-            region.stop("the granule leading the team ended")
+            try:
+                region.stop("the granule leading the team ended")
+            finally:
+                if self._teams is not None:
+                    self._teams.closed(region)
+                region.close()
+        if team.sent is not None:
             if self._teams is not None:
-                self._teams.closed(region)
-            region.close()
-        if team.sent is not None and self._teams is not None:
-            self._teams.forget(team.sent.key, team.sent.hosts)
+                self._teams.forget(team.sent.key, team.sent.hosts)
+            team.sent.image.close()
 
-    def run_part(self, start: TeamStart, part: PartRegion, snapshot: Snapshot) -> PartResult:
+    def run_part(self, start: TeamStart, part: PartRegion, image: MemfdImage) -> PartResult:
         """Run the threads another worker's granule placed here for one parallel region, on
-        a memory restored from `snapshot`."""
+        a copy-on-write copy of the memory `image`."""
         batch = start.batch
         module = self._modules.get(batch.spec.module)
         io = GranuleIO(index=start.index, count=batch.spec.size)
-        state = GranuleState(batch.app_id, io, team=TeamContext(batch, start.index, part))
+        context = TeamContext(batch, start.index, part.deadline, part)
+        state = GranuleState(batch.app_id, io, team=context)
 
         def restore(memory: SharedMemoryAccess) -> None:
             now = memory.now()
-            decode_into(snapshot, memory_view(now.base, now.size), zero_absent=False)
-            twin = memory_view(now.base, now.size).copy()
-            part.copy = HostCopy(memory.now, memory.grow, twin, start.exclude)
+            image.map_onto(now.base, now.size)
+            part.copy = HostCopy(memory.now, memory.grow, image.private_copy(), start.exclude)
 
         diffs = []
         members = [(start.entry, m.arg, m.stack_top) for m in start.members]
         cancel = self._track(batch.app_id)
+        part.when_stopped(cancel.cancel)
+        spec = dataclasses.replace(_run_spec(batch.spec),
+                                   timeout=max(0.0, part.deadline - time.monotonic()))
         try:
             result = self._launcher.run_members(
-                module, _run_spec(batch.spec), state, snapshot.size, restore, members,
+                module, spec, state, image.size, restore, members,
                 lambda: diffs.append(part.last_writes()), cancel=cancel)
         finally:
             self._untrack(batch.app_id, cancel)

@@ -35,7 +35,7 @@ Learn = Callable[[tuple[tuple[str, str], ...]], None]  # data-plane addresses of
 class TeamSlots:
     """How many extra slots each running granule holds, and the planner calls behind them."""
 
-    def __init__(self, request: Request, release: Release, team_size: int, host: str = "",
+    def __init__(self, request: Request, release: Release, team_size: int, host: str,
                  learn: Learn | None = None) -> None:
         self._request = request
         self._release = release
@@ -66,12 +66,12 @@ class TeamSlots:
             return TeamPlan(team)
         here = sum(n for h, n in answer.placement if h == self._host)
         with self._lock:
-            self._held[key] = held + here
+            self._held[key] = self._held.get(key, 0) + here
             self._refused.discard(key)
         if self._learn is not None and answer.peers:
             self._learn(answer.peers)
         remote = tuple((h, n) for h, n in answer.placement if h != self._host)
-        return TeamPlan(1 + held + here, remote)
+        return TeamPlan(team - sum(n for _, n in remote), remote)
 
     def _reserve(self, key: tuple[int, int], threads: int) -> bool:
         """Hold slots here for `threads` extra threads; False if the planner refused."""

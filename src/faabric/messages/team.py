@@ -3,9 +3,10 @@
 The main host (where the granule runs) starts a part of a parallel region on another worker
 with `TeamStart`, carrying its memory: a whole snapshot the first time, afterwards the diff
 against the snapshot that worker keeps for the granule. The part's threads synchronise
-through `TeamRequest`/`TeamReply` (each may carry the memory writes made since the last
-synchronisation) and end with `TeamDone`. `TeamStop` ends a part early; `TeamForget` lets
-the worker drop the granule's snapshot. Frozen values only; this module does no I/O.
+through `TeamRequest`s (each may carry the memory writes made since the last
+synchronisation), answered by `TeamReply` or, once the region broke, `TeamRefused`; a part
+ends with `TeamDone`. `TeamStop` ends a part early; `TeamForget` lets the worker drop the
+granule's snapshot. Frozen values only; this module does no I/O.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ class TeamStart:
     """Main -> part host: run `members` of region `region` of granule `index` of `batch`'s
     app on its memory: `image` is either the whole memory (to keep as snapshot `base`) or a
     diff to merge into the snapshot already kept as `base`. `exclude` ranges are never
-    synchronised. `origin_address` is the main host's data plane."""
+    synchronised. `origin_address` is the main host's data plane; the granule has
+    `seconds_left` before its timeout."""
 
     region: RegionId
     origin_address: str
+    seconds_left: float
     batch: Batch
     index: int
     entry: int
@@ -94,14 +97,22 @@ class TeamRequest:
 class TeamReply:
     """Main -> part host: request `request_id` may go on; `value` is its answer and `diffs`
     the other hosts' writes to apply first, as the part's `ticket`-th delivery (None: nothing
-    delivered). `failure` is set when the region broke."""
+    delivered)."""
 
     region: RegionId
     request_id: int
     value: int
     ticket: int | None = None
     diffs: tuple[Diff, ...] = ()
-    failure: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRefused:
+    """Main -> part host: request `request_id` failed, the region broke for `reason`."""
+
+    region: RegionId
+    request_id: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +143,9 @@ class TeamForget:
     base: str
 
 
-TeamMessage = TeamStart | TeamRequest | TeamReply | TeamDone | TeamStop | TeamForget
+TeamMessage = (
+    TeamStart | TeamRequest | TeamReply | TeamRefused | TeamDone | TeamStop | TeamForget
+)
 
 TEAM_CODEC = Codec(
     [
@@ -141,6 +154,7 @@ TEAM_CODEC = Codec(
         TeamStart,
         TeamRequest,
         TeamReply,
+        TeamRefused,
         TeamDone,
         TeamStop,
         TeamForget,

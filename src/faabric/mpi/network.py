@@ -132,11 +132,14 @@ class DataPlane:
         except GuestFault as exc:
             log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
 
-    def send_frame(self, host: str, payload: bytes) -> None:
-        """Send one TEAM frame holding `payload` to `host`."""
-        header = _HEADER.pack(TEAM, 0, 0, 0, 0, 0, len(payload), 0)
-        self._send(host, (header, payload) if len(payload) > INLINE_LIMIT
-                   else (header + payload,))
+    def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+        """Send one TEAM frame to `host`, its payload being `parts` one after the other."""
+        length = sum(len(p) for p in parts)
+        header = _HEADER.pack(TEAM, 0, 0, 0, 0, 0, length, 0)
+        if length <= INLINE_LIMIT:
+            self._send(host, (header + b"".join(parts),))
+        else:
+            self._send(host, (header, *parts))
 
     def _send(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
         link = self._link(host)

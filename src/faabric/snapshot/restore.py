@@ -3,15 +3,18 @@
 `MemfdImage` decodes a snapshot once into a memfd. `map_onto` then lays that file privately
 (`MAP_PRIVATE | MAP_FIXED`) over a memory's pages: O(1) whatever the size, and each page is
 copied only when the guest first writes it. The image also serves as the original to diff
-against, read-only. `restore_copy` writes the pages instead, for memories that cannot be
-remapped. Neither knows about wasmtime: they take host addresses and numpy views. Nothing here
-may run while guest threads use the memory being restored.
+against, read-only, gives copy-on-write private copies (`private_copy`) and takes diffs
+(`update`), so one image can follow a memory from fork to fork. `restore_copy` writes the
+pages instead, for memories that cannot be remapped. Neither knows about wasmtime: they take
+host addresses and numpy views. Nothing here may run while guest threads use the memory
+being restored.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Sequence
 from enum import Enum
 from types import TracebackType
 
@@ -25,7 +28,9 @@ from faabric.snapshot._libc import (
     Bytes,
     map_fixed,
 )
+from faabric.snapshot.diff import Diff
 from faabric.snapshot.image import Snapshot, decode_into
+from faabric.snapshot.merge import merge_diffs, required_size
 from faabric.snapshot.pages import zero_stale_pages
 
 WASM_PAGE_SIZE = 1 << 16
@@ -60,21 +65,46 @@ class MemfdImage:
     """
 
     def __init__(self, snapshot: Snapshot, name: str = "faabric-snapshot") -> None:
-        self.size = snapshot.size
+        self.size = 0
         self._fd = os.memfd_create(name, os.MFD_CLOEXEC)
         self._map: mmap.mmap | None = None
+        self._writable: Bytes = np.zeros(0, np.uint8)
         self._view: Bytes = np.zeros(0, np.uint8)
         try:
-            os.ftruncate(self._fd, self.size)
-            if self.size:
-                self._map = mmap.mmap(self._fd, self.size, mmap.MAP_SHARED)
-                writable = np.frombuffer(self._map, np.uint8)
-                decode_into(snapshot, writable, zero_absent=False)
-                self._view = writable.view()
-                self._view.flags.writeable = False
+            self._resize(snapshot.size)
+            decode_into(snapshot, self._writable, zero_absent=False)
         except BaseException:
             self.close()
             raise
+
+    def _resize(self, size: int) -> None:
+        self._unmap()
+        os.ftruncate(self._fd, size)
+        self.size = size
+        if size:
+            self._map = mmap.mmap(self._fd, size, mmap.MAP_SHARED)
+            self._writable = np.frombuffer(self._map, np.uint8)
+            self._view = self._writable.view()
+            self._view.flags.writeable = False
+
+    def update(self, diffs: Sequence[Diff]) -> None:
+        """Merge `diffs` into the image (growing it first if one is larger). Mappings and
+        private copies made before must not be in use any more: their pages not yet written
+        may see the change."""
+        if self._fd < 0:
+            raise SnapshotError("the snapshot image is closed")
+        need = required_size(diffs)
+        if need > self.size:
+            self._resize(need)
+        merge_diffs(self._writable, diffs)
+
+    def private_copy(self) -> Bytes:
+        """A writable copy of the image, copy-on-write: O(1), pages copied when written."""
+        if self._fd < 0:
+            raise SnapshotError("the snapshot image is closed")
+        if not self.size:
+            return np.zeros(0, np.uint8)
+        return np.frombuffer(mmap.mmap(self._fd, self.size, mmap.MAP_PRIVATE), np.uint8)
 
     def view(self) -> Bytes:
         """The snapshot's bytes, read-only, without a copy."""
@@ -98,14 +128,17 @@ class MemfdImage:
         except OSError as exc:
             raise SnapshotError(f"cannot map the snapshot over {address:#x}: {exc}") from exc
 
-    def close(self) -> None:
-        self._view = np.zeros(0, np.uint8)
+    def _unmap(self) -> None:
+        self._view = self._writable = np.zeros(0, np.uint8)
         if self._map is not None:
             try:
                 self._map.close()
             except BufferError:  # a caller still holds a view: the GC unmaps it later
                 pass
             self._map = None
+
+    def close(self) -> None:
+        self._unmap()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

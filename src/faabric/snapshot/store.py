@@ -108,11 +108,6 @@ class SnapshotStore:
             self.delete(key)
         return len(keys)
 
-    def __contains__(self, key: object) -> bool:
-        """Whether `key` holds a snapshot (deleted keys do not)."""
-        entry = self._entries.get(key) if isinstance(key, str) else None
-        return entry is not None and not entry.deleted
-
     def keys(self, app_id: int | None = None) -> tuple[str, ...]:
         return tuple(sorted(k for k, e in self._entries.items() if not e.deleted
                             and (app_id is None or e.app_id == app_id)))

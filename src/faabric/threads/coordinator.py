@@ -38,7 +38,23 @@ class Delivery:
     diffs: tuple[Diff, ...]
 
 
-Answer = Callable[[int, "Delivery | None"], None]  # (value, what to apply first); -1: broken
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """The operation may go on: its `value` (1/0 for try_acquire and single, else 0) and,
+    if it synchronises in, the `delivery` to apply first."""
+
+    value: int
+    delivery: Delivery | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """The operation failed: the region broke for `reason`."""
+
+    reason: str
+
+
+Answer = Callable[[Granted | Broken], None]
 
 
 class RegionBroken(Exception):
@@ -79,30 +95,30 @@ class Coordinator:
 
     def acquire(self, who: str, thread: int, key: int, answer: Answer) -> None:
         """Answer (1, diffs) once `key` is held by (`who`, `thread`)."""
-        ready: list[tuple[Answer, int, Delivery]] = []
+        ready: list[tuple[Answer, Granted]] = []
         with self._lock:
             self._check(who)
             lock = self._locks.setdefault(key, _Lock())
             if lock.holder is None:
                 lock.holder = (who, thread)
-                ready.append((answer, 1, self._unseen(who)))
+                ready.append((answer, Granted(1, self._unseen(who))))
             else:
                 lock.waiting.append(((who, thread), answer))
         _run(ready)
 
-    def try_acquire(self, who: str, thread: int, key: int) -> tuple[int, Delivery | None]:
-        """(1, delivery) if `key` was free and is now held, else (0, None)."""
+    def try_acquire(self, who: str, thread: int, key: int) -> Granted:
+        """Granted(1, delivery) if `key` was free and is now held, else Granted(0)."""
         with self._lock:
             self._check(who)
             lock = self._locks.setdefault(key, _Lock())
             if lock.holder is not None:
-                return 0, None
+                return Granted(0)
             lock.holder = (who, thread)
-            return 1, self._unseen(who)
+            return Granted(1, self._unseen(who))
 
     def release(self, who: str, thread: int, key: int, diff: Diff | None) -> None:
         """(`who`, `thread`) lets go of `key`, publishing `diff`."""
-        ready: list[tuple[Answer, int, Delivery]] = []
+        ready: list[tuple[Answer, Granted]] = []
         with self._lock:
             self._check(who)
             lock = self._locks.get(key)
@@ -113,12 +129,12 @@ class Coordinator:
             if lock.waiting:
                 holder, answer = lock.waiting.popleft()
                 lock.holder = holder
-                ready.append((answer, 1, self._unseen(holder[0])))
+                ready.append((answer, Granted(1, self._unseen(holder[0]))))
         _run(ready)
 
     def barrier(self, who: str, diff: Diff | None, answer: Answer) -> None:
         """Participant `who` arrived, publishing `diff`; everyone is answered once all did."""
-        ready: list[tuple[Answer, int, Delivery]] = []
+        ready: list[tuple[Answer, Granted]] = []
         with self._lock:
             self._check(who)
             if any(p == who for p, _ in self._barrier):
@@ -127,7 +143,7 @@ class Coordinator:
             self._barrier.append((who, answer))
             if len(self._barrier) == len(self._participants):
                 arrived, self._barrier = self._barrier, []
-                ready = [(a, 0, self._unseen(p)) for p, a in arrived]
+                ready = [(a, Granted(0, self._unseen(p))) for p, a in arrived]
         _run(ready)
 
     def single(self, seq: int) -> int:
@@ -141,26 +157,26 @@ class Coordinator:
 
     def ordered_wait(self, who: str, loop: int, iteration: int, answer: Answer) -> None:
         """Answer once the ordered turn of `loop` reaches `iteration`."""
-        ready: list[tuple[Answer, int, Delivery]] = []
+        ready: list[tuple[Answer, Granted]] = []
         with self._lock:
             self._check(who)
             turns = self._ordered.setdefault(loop, _Ordered())
             if turns.turn == iteration:
-                ready.append((answer, 0, self._unseen(who)))
+                ready.append((answer, Granted(0, self._unseen(who))))
             else:
                 turns.waiting.setdefault(iteration, []).append((who, answer))
         _run(ready)
 
     def ordered_pass(self, who: str, loop: int, following: int, diff: Diff | None) -> None:
         """The ordered turn of `loop` moves to `following`, publishing `diff`."""
-        ready: list[tuple[Answer, int, Delivery]] = []
+        ready: list[tuple[Answer, Granted]] = []
         with self._lock:
             self._check(who)
             self._publish(who, diff)
             turns = self._ordered.setdefault(loop, _Ordered())
             turns.turn = following
             for waiter, answer in turns.waiting.pop(following, []):
-                ready.append((answer, 0, self._unseen(waiter)))
+                ready.append((answer, Granted(0, self._unseen(waiter))))
         _run(ready)
 
     def publish(self, who: str, diff: Diff | None) -> None:
@@ -190,7 +206,7 @@ class Coordinator:
                 waiting += [a for group in turns.waiting.values() for _, a in group]
             self._barrier, self._locks, self._ordered = [], {}, {}
         for answer in waiting:
-            answer(-1, None)
+            answer(Broken(reason))
 
     @property
     def broken(self) -> str | None:
@@ -226,6 +242,6 @@ class Coordinator:
             self._log_start = oldest
 
 
-def _run(ready: list[tuple[Answer, int, Delivery]]) -> None:
-    for answer, value, delivery in ready:
-        answer(value, delivery)
+def _run(ready: list[tuple[Answer, Granted]]) -> None:
+    for answer, granted in ready:
+        answer(granted)

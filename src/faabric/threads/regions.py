@@ -1,67 +1,42 @@
-"""The two sides of a parallel region whose team spans hosts, as its host functions see them.
+"""The main host's side of a parallel region whose team spans hosts.
 
-`MainRegion` lives on the granule's own worker: it owns the region's `Coordinator`, answers
-the parts' requests and, at the join, waits for every part and brings in their writes and
-output. `PartRegion` lives on each other worker running some of the team's threads: it turns
-each synchronisation into a request to the main host and applies what comes back. Every wait
-ends by the granule's deadline, or at once when the region breaks (a part failed, the app
-was stopped). This module must not open sockets (it is given a `send`) nor run wasm.
+`MainRegion` lives on the granule's own worker: it owns the region's `Coordinator`, serves
+the synchronisation of the threads on this host and answers the parts' requests, and at the
+join waits for every part and brings in their writes. Its messages to other workers go out
+through a `Post` that never blocks nor raises (the network's reader threads call in here);
+a message that cannot be delivered breaks the region. Every wait ends by the granule's
+deadline, or at once when the region breaks (a part failed, the app was stopped). The other
+hosts' side is `faabric.threads.part_region`. This module must not open sockets nor run
+wasm.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
-from faabric.messages.team import RegionId, TeamDone, TeamOp, TeamReply, TeamRequest, TeamStop
+from faabric.messages.team import (
+    RegionId,
+    TeamDone,
+    TeamOp,
+    TeamRefused,
+    TeamReply,
+    TeamRequest,
+    TeamStop,
+)
 from faabric.messages.types import Exited, describe
-from faabric.snapshot import Diff
-from faabric.threads.coordinator import Answer, Coordinator, Delivery, RegionBroken
+from faabric.threads.coordinator import Answer, Broken, Coordinator, Granted, RegionBroken
 from faabric.threads.host_copy import HostCopy
+from faabric.threads.waiting import WAIT_SLICE, Waiter, late
 from faabric.wasm.host import GuestFault
 
-WAIT_SLICE = 0.1  # seconds between checks of a blocked wait's deadline
-Send = Callable[[object], None]  # a team message to the other side
+OnError = Callable[[Exception], None]
+Post = Callable[[str, object, OnError], None]  # (host, message, what to do if it is lost)
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Waiter:
-    """One blocked synchronisation: set once answered (value -1: the region broke)."""
-
-    event: threading.Event = field(default_factory=threading.Event)
-    value: int = 0
-    delivery: Delivery | None = None
-    failure: str = ""
-
-    def answer(self, value: int, delivery: Delivery | None) -> None:
-        self.value, self.delivery = value, delivery
-        self.event.set()
-
-    def wait(self, deadline: float, what: str, broken: Callable[[], str | None],
-             copy: HostCopy) -> int:
-        """The answer's value, once its delivery is applied to `copy`."""
-        while not self.event.wait(max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))):
-            reason = broken()
-            if reason is not None:
-                raise GuestFault(reason)
-            if time.monotonic() >= deadline:
-                raise GuestFault(f"timed out waiting for {what} across hosts")
-        if self.value < 0:
-            raise GuestFault(self.failure or broken() or f"{what} failed: the region broke")
-        if self.delivery is not None:
-            copy.apply(self.delivery, lambda: broken() or _late(deadline, what))
-        return self.value
-
-
-def _late(deadline: float, what: str) -> str | None:
-    if time.monotonic() < deadline:
-        return None
-    return f"timed out waiting for {what} across hosts"
+_TOLD = (TeamOp.RELEASE, TeamOp.ORDERED_PASS)  # requests no thread waits an answer for
 
 
 @dataclass(slots=True)
@@ -75,12 +50,12 @@ class MainRegion:
     """The main host's side: referee, memory home, and join."""
 
     def __init__(self, region: RegionId, parts: dict[str, tuple[int, ...]], local: int,
-                 copy: HostCopy, deadline: float, send: Callable[[str, object], None]) -> None:
+                 copy: HostCopy, deadline: float, post: Post) -> None:
         self.region = region
         self.local = local
         self._copy = copy
         self._deadline = deadline
-        self._send = send
+        self._post = post
         self._parts = {host: _Part(host, tids) for host, tids in parts.items()}
         self.coordinator = Coordinator((region.host, *parts))
         self._done = threading.Condition()
@@ -101,11 +76,10 @@ class MainRegion:
         self._wait("a lock", lambda a: self.coordinator.acquire(self.me, thread, key, a))
 
     def try_acquire(self, thread: int, key: int) -> int:
-        value, delivery = self._guard(
-            lambda: self.coordinator.try_acquire(self.me, thread, key))
-        if delivery is not None:
-            self._copy.apply(delivery, lambda: self.coordinator.broken)
-        return value
+        granted = self._guard(lambda: self.coordinator.try_acquire(self.me, thread, key))
+        if granted.delivery is not None:
+            self._copy.apply(granted.delivery, self._give_up("a lock"))
+        return granted.value
 
     def release(self, thread: int, key: int) -> None:
         with self._publishing:
@@ -138,18 +112,19 @@ class MainRegion:
         reason = self.coordinator.broken
         if reason is not None:
             raise GuestFault(reason)
-        self._copy.apply(self.coordinator.catch_up(self.me), lambda: self.coordinator.broken)
+        self._copy.apply(self.coordinator.catch_up(self.me),
+                         self._give_up("threads on other hosts to finish"))
         return [p.done for p in self._parts.values() if p.done is not None]
 
     def close(self) -> None:
         self._copy.close()
 
     def stop(self, reason: str) -> None:
-        """End the region early: tell every unfinished part, fail every wait."""
+        """End the region early: fail every wait, tell every unfinished part (best effort)."""
         self.coordinator.break_(reason)
         for part in self._parts.values():
             if part.done is None:
-                self._send(part.host, TeamStop(self.region, reason))
+                self._post(part.host, TeamStop(self.region, reason), _ignore)
 
     # -- the parts' messages ------------------------------------------------------------------
 
@@ -172,8 +147,10 @@ class MainRegion:
         try:
             self._serve(message, reply)
         except RegionBroken as broken:
-            self._send(message.host, TeamReply(self.region, message.request_id, -1,
-                                               failure=str(broken)))
+            if message.op in _TOLD:  # nobody waits for an answer: the region cannot go on
+                self.coordinator.break_(f"on worker {message.host}: {broken}")
+            else:
+                reply(Broken(str(broken)))
 
     def _serve(self, m: TeamRequest, reply: Answer) -> None:
         c, who = self.coordinator, m.host
@@ -183,35 +160,44 @@ class MainRegion:
             case TeamOp.ACQUIRE:
                 c.acquire(who, m.thread, m.key, reply)
             case TeamOp.TRY_ACQUIRE:
-                reply(*c.try_acquire(who, m.thread, m.key))
+                reply(c.try_acquire(who, m.thread, m.key))
             case TeamOp.RELEASE:
                 c.release(who, m.thread, m.key, m.diff)
             case TeamOp.SINGLE:
-                reply(c.single(m.value), None)
+                reply(Granted(c.single(m.value)))
             case TeamOp.ORDERED_WAIT:
                 c.ordered_wait(who, m.key, m.value, reply)
             case TeamOp.ORDERED_PASS:
                 c.ordered_pass(who, m.key, m.value, m.diff)
 
     def _replier(self, m: TeamRequest) -> Answer:
-        def reply(value: int, delivery: Delivery | None) -> None:
-            failure = (self.coordinator.broken or "the region broke") if value < 0 else ""
-            ticket, diffs = (delivery.ticket, delivery.diffs) if delivery else (None, ())
-            self._send(m.host, TeamReply(self.region, m.request_id, value, ticket, diffs,
-                                         failure))
+        def lost(error: Exception) -> None:
+            self.coordinator.break_(f"lost worker {m.host}: {error}")
+
+        def reply(outcome: Granted | Broken) -> None:
+            match outcome:
+                case Granted(value, delivery):
+                    ticket, diffs = (delivery.ticket, delivery.diffs) if delivery else (None, ())
+                    self._post(m.host, TeamReply(self.region, m.request_id, value, ticket,
+                                                 diffs), lost)
+                case Broken(reason):
+                    self._post(m.host, TeamRefused(self.region, m.request_id, reason), _ignore)
 
         return reply
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _wait(self, what: str, start: Callable[[Answer], None], publish: bool = False) -> None:
-        waiter = _Waiter()
+        waiter = Waiter()
         if publish:
             with self._publishing:
                 self._guard(lambda: start(waiter.answer))
         else:
             self._guard(lambda: start(waiter.answer))
         waiter.wait(self._deadline, what, lambda: self.coordinator.broken, self._copy)
+
+    def _give_up(self, what: str) -> Callable[[], str | None]:
+        return lambda: self.coordinator.broken or late(self._deadline, what)
 
     @staticmethod
     def _guard(step: Callable[[], T]) -> T:
@@ -221,98 +207,5 @@ class MainRegion:
             raise GuestFault(str(broken)) from None
 
 
-class PartRegion:
-    """A part host's side: each synchronisation is a request to the main host."""
-
-    def __init__(self, region: RegionId, host: str, threads: int, deadline: float,
-                 send: Send) -> None:
-        self.region = region
-        self.host = host
-        self.threads = threads
-        self._deadline = deadline
-        self._send = send
-        self.copy: HostCopy | None = None  # set once the memory is restored
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, _Waiter] = {}
-        self._lock = threading.Lock()
-        self._publishing = threading.Lock()  # a collect and its sending, in one step
-        self._broken: str | None = None
-
-    def barrier(self, thread: int) -> None:
-        self._ask(TeamOp.BARRIER, thread, publish=True)
-
-    def acquire(self, thread: int, key: int) -> None:
-        self._ask(TeamOp.ACQUIRE, thread, key)
-
-    def try_acquire(self, thread: int, key: int) -> int:
-        return self._ask(TeamOp.TRY_ACQUIRE, thread, key)
-
-    def release(self, thread: int, key: int) -> None:
-        self._tell(TeamOp.RELEASE, thread, key)
-
-    def single(self, seq: int) -> int:
-        return self._ask(TeamOp.SINGLE, 0, value=seq)
-
-    def ordered_wait(self, loop: int, iteration: int) -> None:
-        self._ask(TeamOp.ORDERED_WAIT, 0, loop, iteration)
-
-    def ordered_pass(self, loop: int, following: int) -> None:
-        self._tell(TeamOp.ORDERED_PASS, 0, loop, following)
-
-    def replied(self, reply: TeamReply) -> None:
-        with self._lock:
-            waiter = self._waiting.pop(reply.request_id, None)
-        if waiter is not None:
-            waiter.failure = reply.failure
-            delivery = None if reply.ticket is None else Delivery(reply.ticket, reply.diffs)
-            waiter.answer(reply.value, delivery)
-
-    def stop(self, reason: str) -> None:
-        with self._lock:
-            if self._broken is None:
-                self._broken = reason
-            waiting, self._waiting = list(self._waiting.values()), {}
-        for waiter in waiting:
-            waiter.failure = reason
-            waiter.answer(-1, None)
-
-    def last_writes(self) -> Diff | None:
-        if self.copy is None:
-            return None
-        with self._publishing:
-            return self.copy.collect()
-
-    def close(self) -> None:
-        if self.copy is not None:
-            self.copy.close()
-
-    def _ask(self, op: TeamOp, thread: int, key: int = 0, value: int = 0,
-             publish: bool = False) -> int:
-        copy = self._restored()
-        waiter = _Waiter()
-        request_id = next(self._ids)
-        with self._lock:
-            if self._broken is not None:
-                raise GuestFault(self._broken)
-            self._waiting[request_id] = waiter
-        with self._publishing:
-            diff = copy.collect() if publish else None
-            self._send(TeamRequest(self.region, self.host, request_id, op, thread, key, value,
-                                   diff))
-        return waiter.wait(self._deadline, op.name.lower().replace("_", " "),
-                           lambda: self._broken, copy)
-
-    def _tell(self, op: TeamOp, thread: int, key: int, value: int = 0) -> None:
-        copy = self._restored()
-        if self._broken is not None:
-            raise GuestFault(self._broken)
-        with self._publishing:
-            self._send(TeamRequest(self.region, self.host, next(self._ids), op, thread, key,
-                                   value, copy.collect()))
-
-    def _restored(self) -> HostCopy:
-        if self.copy is None:
-            raise GuestFault("the region's memory is not restored yet")
-        return self.copy
-
-
+def _ignore(error: Exception) -> None:
+    """A message that may be lost (the region is over for its receiver anyway)."""

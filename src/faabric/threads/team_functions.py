@@ -17,12 +17,20 @@ import time
 from collections.abc import Callable
 
 from faabric.abi.state import SentMemory, TeamContext, TeamPlan, state_of
-from faabric.messages.team import Member, TeamForget, TeamStart
-from faabric.snapshot import Diff, Snapshot, compute_diff, memory_view, take_snapshot
+from faabric.messages.team import Member, TeamStart
+from faabric.snapshot import (
+    Diff,
+    MemfdImage,
+    Snapshot,
+    compute_diff,
+    memory_view,
+    take_snapshot,
+)
 from faabric.snapshot._libc import Bytes
 from faabric.snapshot.pages import changed_pages, flags_to_ranges
 from faabric.threads.host_copy import HostCopy
-from faabric.threads.regions import MainRegion, PartRegion
+from faabric.threads.part_region import PartRegion
+from faabric.threads.regions import MainRegion
 from faabric.threads.service import TeamService
 from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction
 
@@ -57,9 +65,11 @@ def _main(call: HostCall) -> MainRegion:
 
 
 class TeamFunctions:
-    """The host functions of one worker, over its `TeamService` and slot planning."""
+    """The host functions of one worker, over its `TeamService` and slot planning. Without
+    them (a runner that is not part of a cluster) every team runs on this host."""
 
-    def __init__(self, service: TeamService, planning: Planning) -> None:
+    def __init__(self, service: TeamService | None = None,
+                 planning: Planning | None = None) -> None:
         self._service = service
         self._planning = planning
 
@@ -86,7 +96,7 @@ class TeamFunctions:
 
     def plan(self, call: HostCall, nthreads: int) -> int:
         context = _context(call)
-        if nthreads <= 1 or context.region is not None:
+        if nthreads <= 1 or context.region is not None or self._planning is None:
             return max(1, nthreads)
         found = context.plans.get(nthreads)
         if found is None:
@@ -100,12 +110,16 @@ class TeamFunctions:
 
     def fork(self, call: HostCall, desc: int) -> int:
         context = _context(call)
+        nthreads = _FORK.unpack(call.memory().read(desc, _FORK.size, "team fork"))[0]
+        if nthreads in context.local_only:
+            return -errno.EHOSTUNREACH
         try:
             region = self._open(call, context, desc)
         except GuestFault:
             raise
-        except Exception as error:  # the guest runs the whole team here instead
-            log.warning("could not spread a team over hosts: %s", error)
+        except Exception as error:  # the guest runs the whole team here, now and later
+            log.warning("could not spread a team of %d over hosts: %s", nthreads, error)
+            context.local_only.add(nthreads)
             return -errno.EHOSTUNREACH
         context.region = region
         return 0
@@ -113,6 +127,7 @@ class TeamFunctions:
     def join(self, call: HostCall) -> None:
         context = _context(call)
         region = _main(call)
+        service = self._cluster()
         try:
             results = region.join()
         except GuestFault as fault:
@@ -120,7 +135,7 @@ class TeamFunctions:
             raise
         finally:
             context.region = None
-            self._service.closed(region)
+            service.closed(region)
             region.close()
         for done in results:
             if done.stdout:
@@ -128,7 +143,13 @@ class TeamFunctions:
             if done.stderr:
                 call.write_output(2, done.stderr)
 
+    def _cluster(self) -> TeamService:
+        if self._service is None:
+            raise GuestFault("this runner runs every team on one host")
+        return self._service
+
     def _open(self, call: HostCall, context: TeamContext, desc: int) -> MainRegion:
+        service = self._cluster()
         if context.region is not None:
             raise GuestFault("a distributed region started inside another one")
         mem = call.memory()
@@ -141,53 +162,62 @@ class TeamFunctions:
         members = _pairs(mem, members_at, nthreads - local, "team members")
         exclude = tuple((s & 0xFFFF_FFFF, e & 0xFFFF_FFFF)
                         for s, e in _pairs(mem, exclude_at, nexclude, "excluded ranges"))
-        twin = memory_view(mem.base, mem.size).copy()
+        memory = memory_view(mem.base, mem.size)  # the other threads are idle at a fork
         parts: dict[str, tuple[Member, ...]] = {}
         tid = local
         for host, count in plan.remote:
             parts[host] = tuple(Member(t, *members[t - local]) for t in range(tid, tid + count))
             tid += count
-        region_id = self._service.new_region_id()
-        deadline = time.monotonic() + context.batch.spec.timeout
-        image = self._image(context, twin, set(parts))
-        copy = HostCopy(call.memory, call.grow_memory, twin.copy(), exclude)
+        region_id = service.new_region_id()
+        image = self._image(service, context, memory, set(parts))
+        assert context.sent is not None
+        copy = HostCopy(call.memory, call.grow_memory, context.sent.image.private_copy(),
+                        exclude)
         region = MainRegion(region_id, {h: tuple(m.tid for m in ms) for h, ms in parts.items()},
-                            local, copy, deadline, self._service.send)
-        self._service.opened(context.batch.app_id, region)
+                            local, copy, context.deadline, service.post)
+        service.opened(context.batch.app_id, region)
         try:
             assert context.sent is not None
             for host, part_members in parts.items():
-                self._service.send(host, TeamStart(
-                    region_id, self._service.address, context.batch, context.index, entry,
-                    part_members, exclude, context.sent.key, image))
+                seconds_left = context.deadline - time.monotonic()
+                service.send(host, TeamStart(
+                    region_id, service.address, seconds_left, context.batch, context.index,
+                    entry, part_members, exclude, context.sent.key, image))
             context.sent.hosts |= set(parts)
         except Exception as error:
             region.stop("the team could not be started on every host")
-            self._service.closed(region)
+            service.closed(region)
             region.close()
             raise ConnectionError(str(error)) from error
         return region
 
-
-    def _image(self, context: TeamContext, memory: Bytes, hosts: set[str]) -> Snapshot | Diff:
+    @staticmethod
+    def _image(service: TeamService, context: TeamContext, memory: Bytes,
+               hosts: set[str]) -> Snapshot | Diff:
         """What to send `hosts` of the memory: the diff against what they keep if they all
-        keep the last memory sent, else a whole snapshot. `memory` becomes the last sent."""
+        keep the last memory sent, else a whole snapshot. `memory` becomes the last sent
+        (`context.sent.image`)."""
         sent = context.sent
-        if sent is None:
-            key = f"{self._service.host}/{context.batch.app_id}/{context.index}"
-            sent = context.sent = SentMemory(key, memory)
-            return take_snapshot(memory)
-        stale = sent.hosts - hosts
-        for host in stale:  # they would keep an older memory than the others
-            self._service.send(host, TeamForget(sent.key))
-        previous, known = sent.image, sent.hosts == hosts
-        sent.image, sent.hosts = memory, set()
-        if not known:
-            return take_snapshot(memory)
-        common = len(previous)
-        changed = flags_to_ranges(changed_pages(memory[:common], previous))
+        if sent is None or sent.hosts != hosts:
+            snapshot = take_snapshot(memory)
+            if sent is None:
+                key = f"{service.host}/{context.batch.app_id}/{context.index}"
+                sent = context.sent = SentMemory(key, MemfdImage(snapshot))
+            else:
+                service.forget(sent.key, sent.hosts - hosts)  # they keep an older memory
+                sent.image.close()
+                sent.image = MemfdImage(snapshot)
+            sent.hosts = set()
+            return snapshot
+        previous = sent.image.view()
+        common = min(len(previous), len(memory))
+        changed = flags_to_ranges(changed_pages(memory[:common], previous[:common]))
         grown = ((common, len(memory)),) if len(memory) > common else ()
-        return compute_diff(memory, previous, changed + grown)
+        diff = compute_diff(memory, previous, changed + grown)
+        del previous
+        sent.image.update([diff])
+        sent.hosts = set()
+        return diff
 
 
 def _pairs(mem: GuestMemory, at: int, count: int, what: str) -> list[tuple[int, int]]:

@@ -14,7 +14,8 @@
  * as the other hosts left it, and releases it before letting go of the local lock, which
  * publishes its changes (memory growth included). The word `fth_heap_lock` is per-host state
  * (the OpenMP runtime excludes it from synchronisation). The hooks are weak: pthread-only
- * programs link without the OpenMP runtime, and then never span hosts.
+ * programs link without the OpenMP runtime, and then never span hosts. Must not allocate
+ * nor call anything that could (the hooks included).
  */
 #include <stdatomic.h>
 #include <stddef.h>

@@ -12,6 +12,7 @@
  * synchronisation constructs.
  */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,6 +258,8 @@ static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro f
     if (omp_remote_fork(team) != 0)
         return 0;
     run_on_pool(me, team);
+    fflush(stdout); /* this host's output of the region comes before the other hosts' */
+    fflush(stderr);
     fteam_join();
     return 1;
 }
