@@ -31,49 +31,64 @@ def native_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def cluster(cache_dir: Path) -> Iterator[Cluster]:
-    """One planner and one worker with 4 slots for the whole module."""
+def omp_cluster(cache_dir: Path, workers: dict[str, int]) -> Iterator[Cluster]:
+    """A planner and `workers` (name -> slots), stopped when the generator is closed."""
     env = dict(os.environ, XDG_CACHE_HOME=str(cache_dir))
     env.pop("FAABRIC_CONFIG", None)
     proc, url = start_planner(env, 2.0)
     running = Cluster(proc, url, env)
     try:
-        running.add_worker("omp-host", 4)
+        for name, slots in workers.items():
+            running.add_worker(name, slots)
         yield running
     finally:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every guest built with `faabric cc`: name -> .wasm."""
-    out = tmp_path_factory.mktemp("omp-wasm")
+def _flag(name: str) -> str:
+    return "-fopenmp" if name.startswith("omp_") else "-pthread"
+
+
+def build_guests(cluster: Cluster, names: tuple[str, ...], out: Path) -> dict[str, Path]:
+    """The guests `names` built with `faabric cc`: name -> .wasm."""
     modules = {}
-    for name in (*OPENMP, *PTHREADS):
-        flag = "-fopenmp" if name.startswith("omp_") else "-pthread"
+    for name in names:
         target = out / f"{name}.wasm"
-        done = faabric_cli(cluster, "cc", flag, str(GUESTS / f"{name}.c"), "-o", str(target))
+        done = faabric_cli(cluster, "cc", _flag(name), str(GUESTS / f"{name}.c"), "-o",
+                           str(target))
         assert done.returncode == 0, done.stderr
         modules[name] = target
     return modules
 
 
-@pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every guest built natively with clang-16: name -> executable."""
+def build_native(names: tuple[str, ...], out: Path) -> dict[str, Path]:
+    """The guests `names` built natively with clang-16 (skips without it): name -> binary."""
     missing = native_missing()
     if missing is not None:
         pytest.skip(missing)
-    out = tmp_path_factory.mktemp("omp-native")
     binaries = {}
-    for name in (*OPENMP, *PTHREADS):
-        flag = "-fopenmp" if name.startswith("omp_") else "-pthread"
+    for name in names:
         target = out / name
-        subprocess.run([NATIVE_CC, "-O2", flag, str(GUESTS / f"{name}.c"), "-o", str(target)],
-                       check=True, capture_output=True)
+        subprocess.run([NATIVE_CC, "-O2", _flag(name), str(GUESTS / f"{name}.c"), "-o",
+                        str(target)], check=True, capture_output=True)
         binaries[name] = target
     return binaries
+
+
+@pytest.fixture(scope="module")
+def cluster(cache_dir: Path) -> Iterator[Cluster]:
+    """One planner and one worker with 4 slots for the whole module."""
+    yield from omp_cluster(cache_dir, {"omp-host": 4})
+
+
+@pytest.fixture(scope="module")
+def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_guests(cluster, (*OPENMP, *PTHREADS), tmp_path_factory.mktemp("omp-wasm"))
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_native((*OPENMP, *PTHREADS), tmp_path_factory.mktemp("omp-native"))
 
 
 def faabric_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ from several hosts with `omp atomic`, which docs/openmp.md describes as not comb
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -15,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import GUESTS, Cluster, start_planner
-from tests.integration.test_openmp import NATIVE_CC, OPENMP, faabric_cli, native_missing
+from tests.integration.conftest import Cluster
+from tests.integration.test_openmp import (
+    OPENMP,
+    build_guests,
+    build_native,
+    faabric_cli,
+    omp_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,44 +33,17 @@ ATOMIC_LINES = ("atomic:", "100 single nowait:")
 @pytest.fixture(scope="module")
 def cluster(cache_dir: Path) -> Iterator[Cluster]:
     """One planner and two workers with 2 slots each for the whole module."""
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache_dir))
-    env.pop("FAABRIC_CONFIG", None)
-    proc, url = start_planner(env, 2.0)
-    running = Cluster(proc, url, env)
-    try:
-        running.add_worker("omp-a", 2)
-        running.add_worker("omp-b", 2)
-        yield running
-    finally:
-        running.stop()
+    yield from omp_cluster(cache_dir, {"omp-a": 2, "omp-b": 2})
 
 
 @pytest.fixture(scope="module")
 def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("omp-hosts-wasm")
-    modules = {}
-    for name in PROGRAMS:
-        target = out / f"{name}.wasm"
-        done = faabric_cli(cluster, "cc", "-fopenmp", str(GUESTS / f"{name}.c"), "-o",
-                           str(target))
-        assert done.returncode == 0, done.stderr
-        modules[name] = target
-    return modules
+    return build_guests(cluster, PROGRAMS, tmp_path_factory.mktemp("omp-hosts-wasm"))
 
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    missing = native_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    out = tmp_path_factory.mktemp("omp-hosts-native")
-    binaries = {}
-    for name in PROGRAMS:
-        target = out / name
-        subprocess.run([NATIVE_CC, "-O2", "-fopenmp", str(GUESTS / f"{name}.c"), "-o",
-                        str(target)], check=True, capture_output=True)
-        binaries[name] = target
-    return binaries
+    return build_native(PROGRAMS, tmp_path_factory.mktemp("omp-hosts-native"))
 
 
 def _comparable(output: str) -> list[str]:
@@ -97,3 +75,22 @@ def test_a_thread_that_traps_on_another_host_fails_the_program_naming_it(
     again = faabric_cli(cluster, "run", "--planner", cluster.url, "--env",
                         "OMP_NUM_THREADS=4", str(built["omp_hosts"]))
     assert again.returncode == 0, again.stderr
+
+
+def test_a_team_larger_than_the_cluster_shrinks_to_its_slots_only_if_dynamic(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    source = tmp_path / "team_size.c"
+    source.write_text(
+        "#include <omp.h>\n#include <stdio.h>\n"
+        "int main(void) {\n  int n = 0;\n#pragma omp parallel\n  {\n#pragma omp single\n"
+        "    n = omp_get_num_threads();\n  }\n  printf(\"threads=%d\\n\", n);\n  return 0;\n}\n"
+    )
+    # the cluster has 4 slots: a dynamic team of 8 gets 4 (2 here, 2 on the other worker);
+    # without dynamic adjustment all 8 run, oversubscribing the granule's worker
+    for dynamic, expected in (("true", 4), ("false", 8)):
+        result = faabric_cli(cluster, "run", "--planner", cluster.url, "--env",
+                             "OMP_NUM_THREADS=8", "--env", f"OMP_DYNAMIC={dynamic}",
+                             str(source))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"threads={expected}\n"

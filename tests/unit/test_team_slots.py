@@ -106,7 +106,7 @@ def test_when_a_whole_team_does_not_fit_it_asks_for_what_it_needs() -> None:
 def test_a_team_that_fits_here_is_planned_here() -> None:
     planner = Planner(free=3, elsewhere=4)
     slots = TeamSlots(planner.request, planner.release, team_size=4, host="here")
-    assert slots.plan(7, 0, 4) == TeamPlan(4)
+    assert slots.plan(7, 0, 4) == TeamPlan(4, 4)
     assert planner.anywhere == []
 
 
@@ -115,7 +115,7 @@ def test_a_team_larger_than_this_worker_spills_to_another() -> None:
     learned: list[tuple[tuple[str, str], ...]] = []
     slots = TeamSlots(planner.request, planner.release, team_size=2, host="here",
                       learn=learned.append)
-    assert slots.plan(7, 0, 4) == TeamPlan(2, (("there", 2),))
+    assert slots.plan(7, 0, 4) == TeamPlan(2, 4, (("there", 2),))
     assert planner.anywhere == [(7, 3)]
     assert learned == [(("there", "10.0.0.2:9"),)]
     slots.reserve(call(), 1)  # the local pool grows to its planned size: nothing asked
@@ -127,4 +127,4 @@ def test_a_team_larger_than_this_worker_spills_to_another() -> None:
 def test_a_team_larger_than_the_cluster_runs_here_oversubscribed() -> None:
     planner = Planner(free=1, elsewhere=1)
     slots = TeamSlots(planner.request, planner.release, team_size=2, host="here")
-    assert slots.plan(7, 0, 8) == TeamPlan(8)
+    assert slots.plan(7, 0, 8) == TeamPlan(8, 3)  # 3 threads would have had slots

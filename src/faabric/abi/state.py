@@ -67,9 +67,11 @@ class MpiRank:
 @dataclass(frozen=True, slots=True)
 class TeamPlan:
     """Where the threads of an n-thread team run: `local` here (the granule's own thread
-    included), `remote` as (worker, threads) pairs."""
+    included), `remote` as (worker, threads) pairs. `available` is how many threads the
+    cluster had slots for (n, unless the team runs here oversubscribed)."""
 
     local: int
+    available: int
     remote: tuple[tuple[str, int], ...] = ()
 
 

@@ -56,14 +56,14 @@ class TeamSlots:
         key = (app_id, index)
         extra = team - 1
         if self._reserve(key, extra):
-            return TeamPlan(team)
+            return TeamPlan(team, team)
         with self._lock:
             held = self._held.get(key, 0)
         answer = self._request(app_id, extra - held, False)
         if isinstance(answer, ScaleRefused):
             log.info("app %d granule %d runs a team of %d on one worker: %s", app_id, index,
                      team, answer.reason)
-            return TeamPlan(team)
+            return TeamPlan(team, min(team, 1 + held + answer.free))
         here = sum(n for h, n in answer.placement if h == self._host)
         with self._lock:
             self._held[key] = self._held.get(key, 0) + here
@@ -71,7 +71,7 @@ class TeamSlots:
         if self._learn is not None and answer.peers:
             self._learn(answer.peers)
         remote = tuple((h, n) for h, n in answer.placement if h != self._host)
-        return TeamPlan(team - sum(n for _, n in remote), remote)
+        return TeamPlan(team - sum(n for _, n in remote), team, remote)
 
     def _reserve(self, key: tuple[int, int], threads: int) -> bool:
         """Hold slots here for `threads` extra threads; False if the planner refused."""

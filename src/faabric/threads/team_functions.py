@@ -82,6 +82,7 @@ class TeamFunctions:
 
         return (
             f("plan", "i", "i", self.plan),
+            f("available", "i", "i", self.available),
             f("fork", "i", "i", self.fork),
             f("join", "", "", self.join),
             f("barrier", "", "", lambda c: _region(c).barrier(c.thread_number)),
@@ -95,14 +96,20 @@ class TeamFunctions:
         )
 
     def plan(self, call: HostCall, nthreads: int) -> int:
+        return self._plan(call, nthreads).local
+
+    def available(self, call: HostCall, nthreads: int) -> int:
+        return self._plan(call, nthreads).available
+
+    def _plan(self, call: HostCall, nthreads: int) -> TeamPlan:
         context = _context(call)
         if nthreads <= 1 or context.region is not None or self._planning is None:
-            return max(1, nthreads)
+            return TeamPlan(max(1, nthreads), max(1, nthreads))
         found = context.plans.get(nthreads)
         if found is None:
             found = self._planning(context.batch.app_id, context.index, nthreads)
             context.plans[nthreads] = found
-        return found.local
+        return found
 
     def local_threads(self, call: HostCall) -> int:
         region = _region(call)

@@ -21,6 +21,9 @@
 
 /* threads of an n-thread team (n > 1) that run on this host: n means all of them */
 FTEAM_IMPORT("plan") int32_t fteam_plan(int32_t nthreads);
+/* how many threads of an n-thread team the cluster has slots for (1..n): with dynamic
+ * adjustment on, a team gets no more */
+FTEAM_IMPORT("available") int32_t fteam_available(int32_t nthreads);
 /* start threads local..n-1 of the region described at `desc` (struct fteam_fork) elsewhere;
  * 0, or a negative errno (then nothing started) */
 FTEAM_IMPORT("fork") int32_t fteam_fork(int32_t desc);

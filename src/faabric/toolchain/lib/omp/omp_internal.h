@@ -141,6 +141,7 @@ void omp_sync_exclude(struct fteam_excludes *set);
 
 /* omp_remote.c: distributed teams */
 int omp_plan(int nthreads); /* threads of an nthreads team to run on this host (cached) */
+int omp_available(int nthreads); /* threads of it the cluster has slots for (cached) */
 int omp_remote_fork(struct omp_team *team); /* 0 once its threads local_n.. started elsewhere */
 /* the hooks of the shims' malloc_lock.c: the team-wide heap lock, taken (returning 1) when
  * the caller's team spans hosts */

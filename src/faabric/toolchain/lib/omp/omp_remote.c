@@ -26,6 +26,7 @@ extern atomic_int fth_heap_lock __attribute__((weak)); /* malloc_lock.c's lock o
 
 static struct {
     int plans[OMP_MAX_THREADS + 1]; /* fteam_plan's answer per team size, 0 until asked */
+    int available[OMP_MAX_THREADS + 1]; /* fteam_available's, likewise */
     struct remote_slot slots[OMP_MAX_THREADS];
     struct fteam_member members[OMP_MAX_THREADS];
     struct fteam_excludes excludes;
@@ -42,6 +43,17 @@ int omp_plan(int nthreads) {
         dist.plans[nthreads] = local;
     }
     return local;
+}
+
+int omp_available(int nthreads) {
+    int found = dist.available[nthreads];
+    if (found == 0) {
+        found = fteam_available(nthreads);
+        if (found < 1 || found > nthreads)
+            found = nthreads;
+        dist.available[nthreads] = found;
+    }
+    return found;
 }
 
 /* thread `arg` (a struct remote_slot) of dist.team, started by the host on another host;

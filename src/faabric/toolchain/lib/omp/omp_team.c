@@ -267,6 +267,10 @@ static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro f
 /* run the region on the pool (the caller holds it); 0 if it has no worker to offer */
 static int fork_on_pool(struct omp_thread *me, int wanted, kmpc_micro fn, int argc,
                         void **args) {
+    if (omp_icvs()->dynamic) /* the team may be smaller: as many as the cluster has slots */
+        wanted = omp_available(wanted);
+    if (wanted < 2)
+        return 0;
     int local = omp_plan(wanted);
     if (local < wanted && run_distributed(me, wanted, local, fn, argc, args))
         return 1;
