@@ -117,11 +117,12 @@ class TeamFunctions:
 
     def fork(self, call: HostCall, desc: int) -> int:
         context = _context(call)
-        nthreads = _FORK.unpack(call.memory().read(desc, _FORK.size, "team fork"))[0]
+        fields = _FORK.unpack(call.memory().read(desc, _FORK.size, "team fork descriptor"))
+        nthreads = fields[0]
         if nthreads in context.local_only:
             return -errno.EHOSTUNREACH
         try:
-            region = self._open(call, context, desc)
+            region = self._open(call, context, fields)
         except GuestFault:
             raise
         except Exception as error:  # the guest runs the whole team here, now and later
@@ -155,13 +156,14 @@ class TeamFunctions:
             raise GuestFault("this runner runs every team on one host")
         return self._service
 
-    def _open(self, call: HostCall, context: TeamContext, desc: int) -> MainRegion:
+    def _open(self, call: HostCall, context: TeamContext,
+              fields: tuple[int, ...]) -> MainRegion:
+        """The region of the fork whose descriptor (struct fteam_fork) holds `fields`."""
         service = self._cluster()
         if context.region is not None:
             raise GuestFault("a distributed region started inside another one")
         mem = call.memory()
-        nthreads, local, entry, members_at, nexclude, exclude_at = _FORK.unpack(
-            mem.read(desc, _FORK.size, "team fork descriptor"))
+        nthreads, local, entry, members_at, nexclude, exclude_at = fields
         plan = context.plans.get(nthreads)
         if plan is None or plan.local != local or not plan.remote:
             raise GuestFault(f"team fork of {nthreads} threads with {local} here does not "

@@ -34,26 +34,24 @@ static struct {
     struct omp_team *team; /* the region's team, as the threads on other hosts find it */
 } dist;
 
-int omp_plan(int nthreads) {
-    int local = dist.plans[nthreads];
-    if (local == 0) {
-        local = fteam_plan(nthreads);
-        if (local < 1 || local > nthreads)
-            local = nthreads;
-        dist.plans[nthreads] = local;
+/* the host's answer `ask(nthreads)` (1..nthreads), asked once per team size */
+static int cached(int *answers, int nthreads, int32_t (*ask)(int32_t)) {
+    int found = answers[nthreads];
+    if (found == 0) {
+        found = ask(nthreads);
+        if (found < 1 || found > nthreads)
+            found = nthreads;
+        answers[nthreads] = found;
     }
-    return local;
+    return found;
+}
+
+int omp_plan(int nthreads) {
+    return cached(dist.plans, nthreads, fteam_plan);
 }
 
 int omp_available(int nthreads) {
-    int found = dist.available[nthreads];
-    if (found == 0) {
-        found = fteam_available(nthreads);
-        if (found < 1 || found > nthreads)
-            found = nthreads;
-        dist.available[nthreads] = found;
-    }
-    return found;
+    return cached(dist.available, nthreads, fteam_available);
 }
 
 /* thread `arg` (a struct remote_slot) of dist.team, started by the host on another host;
