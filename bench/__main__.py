@@ -8,7 +8,8 @@ With --markdown the table (and the run's context) replaces the text between the 
 `<!-- bench:begin -->` and `<!-- bench:end -->` in the file, or the file is created with just
 that block. Ray rows are skipped, with a note, when Ray cannot be imported; OpenMPI rows when
 mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether, and
-`--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py).
+`--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py), and
+`--no-migration` the cost of making MPI programs movable (bench/migration.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, mpi, openmp, peers, teams
+from bench import cluster, compute, granule_start, migration, mpi, openmp, peers, teams
 from bench import snapshot as snapshots
 from bench.common import (
     Row,
@@ -74,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mpi", action="store_true", help="skip the MPI rows")
     parser.add_argument("--no-teams", action="store_true",
                         help="skip the OpenMP teams spanning 2 workers")
+    parser.add_argument("--no-migration", action="store_true",
+                        help="skip the cost of asyncify in movable MPI programs")
     parser.add_argument("--no-diagnostics", action="store_true",
-                        help="skip the [diag] variants of the cluster rows")
+                        help="skip the [diag] variants of the cluster and movable-MPI rows")
     args = parser.parse_args(argv)
     quick = args.quick
     samples, runs = (100, 1) if quick else (300, 3)
@@ -100,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                                k.native, fmt=fmt_time, goal="<= 1.3x native", limit=1.3))
             rows.append(versus(f"{what}, wasm +simd128, no epoch checks [diag]",
                                k.simd_no_epoch, "native clang-16 -O2", k.native, fmt=fmt_time))
+
+        if args.no_migration:
+            notes.append("Movable MPI programs skipped (--no-migration).")
+        else:
+            say("4b. movable MPI programs: with and without asyncify (bench/migration.py)")
+            moved = migration.measure_movable_cost(7 if quick else 11, cache, quick)
+            rows += migration.rows(moved)
+            notes += migration.notes(moved)
 
         say("5. OpenMP: wasm teams vs native libomp")
         measured = openmp.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick)

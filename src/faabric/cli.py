@@ -83,6 +83,11 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--input", dest="input_file", help="file whose bytes granules read as input")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="environment variable for the guest (repeatable)")
+    moves = p.add_mutually_exclusive_group()
+    moves.add_argument("--migrate-every", type=int, dest="migrate_every", metavar="K",
+                       help="MPI ranks may be moved at every K-th barrier (default 1)")
+    moves.add_argument("--no-migrate", action="store_true", dest="no_migrate",
+                       help="never move the app's ranks (same as --migrate-every 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("program", help="a .c, .cpp or .wasm file")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments after '--' go to the guest")
@@ -140,8 +145,11 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     args = list(ns.args)
     if args and args[0] == "--":
         args = args[1:]
-    config = load(RunConfig, "run", _options(ns, "n", "hosts", "slots", "planner", "timeout",
-                                             "memory_limit"))
+    options = _options(ns, "n", "hosts", "slots", "planner", "timeout", "memory_limit",
+                       "migrate_every")
+    if ns.no_migrate:
+        options["migrate_every"] = 0
+    config = load(RunConfig, "run", options)
     return run_program(config, ns.program, args, env=ns.env, input_file=ns.input_file,
                        verbose=ns.verbose)
 
@@ -200,7 +208,8 @@ def _cmd_status(ns: argparse.Namespace) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    """The human-readable status: `N hosts`, a line per host, then in-flight apps."""
+    """The human-readable status: `N hosts`, a line per host, then in-flight apps (ranks
+    per host, and for running apps how often the planner moved them)."""
     hosts = status["hosts"]
     lines = [f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"]
     lines += [f"  {h['name']}  {h['used']}/{h['slots']} slots used" for h in hosts]
@@ -212,9 +221,12 @@ def format_status(status: dict[str, Any]) -> str:
             where.setdefault(p["host"], []).append(p["index"])
         spread = ", ".join(f"{h}: {_ranges(ix)}" for h, ix in sorted(where.items()))
         scaled = ", ".join(f"{s['host']}: +{s['slots']}" for s in app.get("scaled", []))
+        moved = app.get("migrations", 0)
+        moves = f"  moved {moved} time{'s' if moved != 1 else ''}"
         lines.append(f"  app {app['app_id']}  {app['program']}  {app['state']}  "
                      f"{app['done']}/{app['size']} done" + (f"  [{spread}]" if spread else "")
-                     + (f"  scaled [{scaled}]" if scaled else ""))
+                     + (f"  scaled [{scaled}]" if scaled else "")
+                     + (moves if app["state"] == "running" else ""))
     return "\n".join(lines)
 
 

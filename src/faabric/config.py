@@ -40,6 +40,7 @@ class PlannerConfig:
     max_request_bytes: int = 64 << 20
     max_module_bytes: int = 512 << 20
     retain_finished: int = 10_000
+    migration_offer_timeout: float = 30.0  # seconds an unclaimed migration offer is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class RunConfig:
     planner: str = ""  # empty: start an embedded cluster
     timeout: float = 300.0
     memory_limit: int = 1 << 30
+    migrate_every: int = 1  # MPI apps may move at every k-th world barrier; 0: never
     cache_dir: Path = field(default_factory=default_cache_dir)
 
 

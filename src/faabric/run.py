@@ -47,6 +47,7 @@ def run_program(
         "input": _read_input(input_file),
         "timeout": config.timeout,
         "memory_limit": config.memory_limit,
+        "migrate_every": config.migrate_every,
     }
     with _planner(config, verbose) as client:
         app["module"] = client.upload_module(wasm)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 from faabric.config import PlannerConfig, WorkerConfig
@@ -51,6 +52,7 @@ class RunningPlanner:
             keepalive_timeout=config.keepalive_timeout,
             retain_finished=config.retain_finished,
             max_module_bytes=config.max_module_bytes,
+            migration_offer_timeout=config.migration_offer_timeout,
         )
         self.control = ControlServer(listen(config.host, config.control_port), self.service)
         try:
@@ -108,10 +110,10 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     engine = WasmEngine()
     modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
     name = config.host_name()
-    worlds = Worlds(name, data_plane)
+    worlds = Worlds(name, data_plane, planner=_WorkerLink(lambda: worker))
     wire = TeamWire(data_plane)
     teams = TeamService(name, wire)
-    data_plane.start(worlds, wire.router(teams.received))
+    data_plane.start(worlds, wire.router(teams.received), lambda payload: worker.take_rank(payload))
     # The worker is made below; these run only once it serves granules.
     team_slots = TeamSlots(
         lambda app_id, count, local: worker.scaling.request(app_id, count, local=local),
@@ -123,7 +125,8 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         *TeamFunctions(teams, team_slots.plan).functions(),
     )
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
-                           teams=teams, extra_functions=functions)
+                           teams=teams, extra_functions=functions,
+                           send_rank=data_plane.send_rank)
     teams.serve_parts(runner.run_part)
 
     def locate() -> PlannerAddress:
@@ -136,6 +139,7 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         locate_planner=locate,
         reconnect_for=config.reconnect_for,
         data_address=data_plane.address,
+        migrating=worlds,
     )
 
     def release() -> None:
@@ -144,6 +148,19 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         engine.close()
 
     return worker, release
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerLink:
+    """The MPI worlds' link to the planner: through the worker, made after them."""
+
+    worker: Callable[[], Worker]
+
+    def points(self, app_id: int) -> None:
+        self.worker().points(app_id)
+
+    def claim(self, app_id: int, epoch: int) -> None:
+        self.worker().claim(app_id, epoch)
 
 
 def _open_data_plane(planner_host: str) -> DataPlane:

@@ -31,6 +31,7 @@ GUEST_FLAGS: dict[str, tuple[str, ...]] = {
     "oom": (),
     "unknown_import": (),
     "threads": ("-pthread",),
+    "suspend": (),
     "library": ("-nostartfiles", "-Wl,--no-entry", "-Wl,--export=add"),
 }
 

@@ -40,8 +40,9 @@ def test_compile_error_carries_the_diagnostics(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith("compiling broken.c failed:")
     assert "undeclared_variable" in message
-    # nothing half-written left behind (the library archives in libs/ are complete)
-    assert [path.name for path in tmp_path.iterdir() if path.name != "libs"] == []
+    # nothing half-written left behind (the library archives in libs/ are complete, and
+    # tools/ holds the stand-in for clang's own wasm-opt run)
+    assert [path.name for path in tmp_path.iterdir() if path.name not in ("libs", "tools")] == []
 
 
 def test_missing_compiler_is_one_clear_line(
@@ -104,3 +105,37 @@ def test_driver_does_not_link_with_dash_c(tmp_path: Path) -> None:
 
 def test_subprocess_is_the_real_one() -> None:
     assert build_module.subprocess is subprocess
+
+
+def test_only_programs_that_reach_a_migration_point_are_made_movable(tmp_path: Path) -> None:
+    from faabric.toolchain.movable import MIGRATE_IMPORT, module_imports
+
+    plain = build(GUESTS / "hello.c", cache_dir=tmp_path).read_bytes()
+    mpi = build(GUESTS / "mpi_p2p.c", cache_dir=tmp_path).read_bytes()
+    assert MIGRATE_IMPORT not in module_imports(plain)
+    assert b"asyncify_start_unwind" not in plain
+    assert MIGRATE_IMPORT in module_imports(mpi)
+    assert b"asyncify_start_unwind" in mpi
+
+
+def test_a_malformed_module_is_a_toolchain_error() -> None:
+    from faabric.toolchain.movable import module_imports
+
+    with pytest.raises(ToolchainError, match="not a WebAssembly module"):
+        module_imports(b"ELF")
+    with pytest.raises(ToolchainError, match="truncated"):
+        module_imports(b"\0asm\x01\0\0\0\x02\x05\x01\x03env")
+
+
+def test_clang_runs_a_stand_in_for_wasm_opt(tmp_path: Path) -> None:
+    import subprocess
+
+    from faabric.toolchain.movable import stand_in_tools
+
+    tools = stand_in_tools(tmp_path)
+    module = tmp_path / "m.wasm"
+    module.write_bytes(b"unchanged")
+    done = subprocess.run([str(tools / "wasm-opt"), str(module), "-O2", "-o", str(module)],
+                          check=False)
+    assert done.returncode == 0 and module.read_bytes() == b"unchanged"
+    assert stand_in_tools(tmp_path) == tools  # made once

@@ -78,6 +78,8 @@ def test_full_spec() -> None:
         ("input", "", b""),
         ("timeout", 0.5, 0.5),
         ("memory_limit", 1 << 32, 1 << 32),
+        ("migrate_every", 0, 0),  # never moved
+        ("migrate_every", 7, 7),
     ],
 )
 def test_valid_field(field: str, value: Any, expected: Any) -> None:
@@ -123,6 +125,10 @@ def test_valid_field(field: str, value: Any, expected: Any) -> None:
         ({"module": DIGEST, "memory_limit": (1 << 16) - 1}, "'memory_limit'"),
         ({"module": DIGEST, "memory_limit": (1 << 32) + 1}, "'memory_limit'"),
         ({"module": DIGEST, "memory_limit": 65536.0}, "'memory_limit'"),
+        ({"module": DIGEST, "migrate_every": -1}, "'migrate_every' must be an integer from 0"),
+        ({"module": DIGEST, "migrate_every": 1 << 31}, "'migrate_every'"),
+        ({"module": DIGEST, "migrate_every": 1.0}, "'migrate_every'"),
+        ({"module": DIGEST, "migrate_every": True}, "'migrate_every'"),
     ],
 )
 def test_invalid_spec(doc: Any, message: str) -> None:
@@ -239,6 +245,7 @@ def test_host_and_app_info_documents() -> None:
         "done": 1,
         "placement": [{"index": 0, "host": "a"}, {"index": 1, "host": "b"}],
         "scaled": [{"host": "b", "slots": 2}],
+        "migrations": 0,
     }
 
 

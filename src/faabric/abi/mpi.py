@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from faabric.abi.state import MpiRank, state_of
+from faabric.abi.state import Departure, MpiRank, state_of
 from faabric.mpi import memory
 from faabric.mpi.matching import ANY, Envelope, Pattern
+from faabric.mpi.migration import Leave
 from faabric.wasm.host import (
     U32_MASK,
     GuestFault,
@@ -144,6 +145,35 @@ def wait_change(call: HostCall, seen: int) -> int:
     return me.world.wait_change(me.rank, seen)
 
 
+def migration_epoch(call: HostCall, at_barrier: int) -> int:
+    me = _rank(call)
+    if me.rank != 0 or not call.movable:
+        return 0
+    return me.migrations.offered(bool(at_barrier))
+
+
+def migrate(call: HostCall, epoch: int, area: int, size: int) -> int:
+    me = _rank(call)
+    if call.resuming():  # this rank moved here and its call stack is rebuilt
+        arrival = me.moves.arrival
+        if arrival is None:
+            raise GuestFault("resumed from a migration that did not happen")
+        me.moves.arrival = None
+        me.world.put_rank(me.rank, arrival.record, call.memory().base)
+        me.migrations.arrived(me.rank, arrival.epoch, arrival.decision)
+        return 1
+    if epoch <= 0:
+        return 0
+    mem = call.memory()
+    mem.check(area, size, "migration area")
+    outcome = me.migrations.enter(me.rank, epoch, mem.base)
+    if isinstance(outcome, Leave):
+        me.moves.departure = Departure(epoch, outcome)
+        call.suspend(area, size)
+        return 0
+    return int(outcome.moved)
+
+
 def _fn(
     name: str, params: int, impl: Callable[..., int | None], result: bool = True
 ) -> HostFunction:
@@ -165,4 +195,6 @@ MPI_FUNCTIONS: tuple[HostFunction, ...] = (
     _fn("fmpi_cancel", 1, cancel),
     _fn("fmpi_completions", 0, completions),
     _fn("fmpi_wait_change", 1, wait_change),
+    _fn("fmpi_migration_epoch", 1, migration_epoch),
+    _fn("fmpi_migrate", 3, migrate),
 )

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 
 from faabric.messages.types import Batch
+from faabric.mpi.migration import Leave, Migrations, Start
+from faabric.mpi.moving import RankRecord
 from faabric.mpi.world import LocalWorld
 from faabric.snapshot import MemfdImage
 from faabric.threads.part_region import PartRegion
@@ -55,13 +57,42 @@ class MemoryWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrival:
+    """A rank that moved here: the migration it moved under and the state it brought."""
+
+    epoch: int
+    record: RankRecord
+    decision: Start
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A rank leaving at migration point `epoch`: where to, and what it takes along."""
+
+    epoch: int
+    leave: Leave
+
+
+@dataclass(slots=True)
+class RankMoves:
+    """A rank's migration in flight: set when it leaves from a point, or before it resumes
+    here after one."""
+
+    departure: Departure | None = None
+    arrival: Arrival | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MpiRank:
-    """The granule is rank `rank` of `world`, on the worker named `host`."""
+    """The granule is rank `rank` of `world`, on the worker named `host`; `migrations` is
+    the world's migration protocol here."""
 
     world: LocalWorld
     rank: int
     host: str
+    migrations: Migrations
     window: MemoryWindow = field(default_factory=MemoryWindow, compare=False)
+    moves: RankMoves = field(default_factory=RankMoves, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

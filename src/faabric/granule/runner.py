@@ -16,13 +16,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from faabric.abi import FAABRIC_FUNCTIONS, GranuleIO
 from faabric.abi.mpi import IMPORT_MODULE as MPI_MODULE
 from faabric.abi.mpi import MPI_FUNCTIONS
-from faabric.abi.state import GranuleState, MpiRank, TeamContext
+from faabric.abi.state import Arrival, GranuleState, MpiRank, TeamContext
 from faabric.errors import FaabricError
+from faabric.granule import transfer
 from faabric.granule.team_slots import TeamSlots
+from faabric.granule.transfer import RankLeft, RankPackage
 from faabric.messages.team import TeamStart
 from faabric.messages.types import (
     AppSpec,
@@ -34,17 +37,28 @@ from faabric.messages.types import (
     Trapped,
     describe,
 )
+from faabric.mpi.migration import Start
 from faabric.mpi.worlds import Membership, Worlds
 from faabric.snapshot import MemfdImage
 from faabric.threads.host_copy import HostCopy
 from faabric.threads.part_region import PartRegion
 from faabric.threads.regions import MainRegion
 from faabric.threads.service import PartResult, TeamService
-from faabric.wasm import Cancellation, HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
+from faabric.wasm import (
+    Cancellation,
+    HostFunction,
+    Launcher,
+    ModuleCache,
+    RunResult,
+    RunSpec,
+    Suspended,
+    WasmEngine,
+)
 from faabric.wasm.cache import LoadedModule
-from faabric.wasm.host import SharedMemoryAccess
+from faabric.wasm.host import GuestFault, SharedMemoryAccess
 
 Clock = Callable[[], float]
+RankSender = Callable[[str, tuple[bytes | memoryview, ...]], None]  # host, MOVE frame parts
 STOPPED_MEMORY = 4096  # ids of stopped apps remembered for granules starting late
 
 
@@ -61,6 +75,7 @@ class GranuleRunner:
         team_slots: TeamSlots | None = None,
         teams: TeamService | None = None,
         extra_functions: Sequence[HostFunction] = (),
+        send_rank: RankSender | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._modules = modules
@@ -69,6 +84,7 @@ class GranuleRunner:
         self._team_slots = team_slots
         self._teams = teams
         self._clock = clock
+        self._send_rank = send_rank or _cannot_send
         functions = (*FAABRIC_FUNCTIONS, *extra_functions)
         if worlds is not None:
             functions = (*functions, *MPI_FUNCTIONS)
@@ -78,17 +94,31 @@ class GranuleRunner:
         self._cancels_lock = threading.Lock()
         self._mpi_modules: dict[str, bool] = {}  # module digest -> whether it imports MPI
 
-    def run(self, batch: Batch, index: int) -> GranuleResult:
-        """Run granule `index` of `batch`'s app to completion and describe how it ended."""
+    def run(self, batch: Batch, index: int) -> GranuleResult | RankLeft:
+        """Run granule `index` of `batch`'s app until it ends here: its result, or (an MPI
+        rank that migrated) where it went on."""
         spec = batch.spec
-        started = self._clock()
         io = GranuleIO(index=index, count=spec.size, input=spec.input)
+        return self._attempt(batch, index, io, self._clock(), None)
+
+    def resume(self, package: RankPackage, memory: memoryview) -> GranuleResult | RankLeft:
+        """Carry on with a rank another worker moved here, from inside the call it left
+        from; the result covers the whole run, from its first start."""
+        batch = package.batch
+        io = GranuleIO(index=package.index, count=batch.spec.size, input=batch.spec.input,
+                       _output=bytearray(package.output))
+        moved = _MovedIn(package, Suspended(memory, package.stack_pointer, package.area))
+        return self._attempt(batch, package.index, io, package.started, moved)
+
+    def _attempt(self, batch: Batch, index: int, io: GranuleIO, started: float,
+                 moved: _MovedIn | None) -> GranuleResult | RankLeft:
         stdout = stderr = b""
-        outcome: Outcome
+        outcome: Outcome | RankLeft
         cancel = self._track(batch.app_id)
         try:
             module = self._load(batch, index)
-            outcome, stdout, stderr = self._run(module, batch, index, io, cancel)
+            outcome, stdout, stderr = self._run(module, batch, index, io, cancel, moved,
+                                                started)
         except FaabricError as error:
             outcome = Failed(str(error))
         except Exception as error:  # a granule always ends as a result
@@ -97,6 +127,10 @@ class GranuleRunner:
             self._untrack(batch.app_id, cancel)
             if self._team_slots is not None:
                 self._team_slots.ended(batch.app_id, index)
+        if isinstance(outcome, RankLeft):
+            return outcome
+        if moved is not None:
+            stdout, stderr = moved.package.stdout + stdout, moved.package.stderr + stderr
         return GranuleResult(
             app_id=batch.app_id,
             index=index,
@@ -154,26 +188,68 @@ class GranuleRunner:
 
     def _run(
         self, module: LoadedModule, batch: Batch, index: int, io: GranuleIO,
-        cancel: Cancellation,
-    ) -> tuple[Outcome, bytes, bytes]:
-        rank = self._join(module, batch, index)
+        cancel: Cancellation, moved: _MovedIn | None = None, started: float = 0.0,
+    ) -> tuple[Outcome | RankLeft, bytes, bytes]:
+        spec = _run_spec(batch.spec)
+        if moved is not None:
+            spec = dataclasses.replace(spec, timeout=moved.package.seconds_left)
+        rank = self._join(module, batch, index, spec.timeout, moved)
         team = None
         if module.shared_memory is not None:
             team = TeamContext(batch, index, time.monotonic() + batch.spec.timeout)
         state = GranuleState(batch.app_id, io, rank, team)
         problem: str | None = "failed inside faabric"
+        deadline = time.monotonic() + spec.timeout
         try:
             result = self._launcher.run(
-                module, _run_spec(batch.spec), state,
+                module, spec, state,
                 None if rank is None else lambda: rank.world.detach(rank.rank), cancel=cancel,
+                resume=None if moved is None else moved.suspended,
             )
-            problem = None if result.outcome == Exited(0) else describe(result.outcome)
+            if isinstance(result.outcome, Suspended):
+                problem = None
+            else:
+                problem = None if result.outcome == Exited(0) else describe(result.outcome)
         finally:
             if team is not None:
                 self._end_region(team)
-            if rank is not None and self._worlds is not None:
+            if rank is not None and self._worlds is not None and problem is not None:
                 self._worlds.leave(rank.world, rank.rank, problem)
+        if isinstance(result.outcome, Suspended):
+            assert rank is not None
+            left = self._depart(rank, batch, io, result, (started, deadline))
+            return left, b"", b""
+        if rank is not None and self._worlds is not None:
+            self._worlds.leave(rank.world, rank.rank, None)
         return result.outcome, result.stdout, result.stderr
+
+    def _depart(self, rank: MpiRank, batch: Batch, io: GranuleIO, result: RunResult,
+                times: tuple[float, float]) -> RankLeft | Outcome:
+        """Send a suspended rank to its new worker; a failure to do so breaks its world.
+        `times` are when it first started (clock) and its deadline (monotonic)."""
+        started, deadline = times
+        departure = rank.moves.departure
+        suspended = result.outcome
+        assert departure is not None and isinstance(suspended, Suspended)
+        assert self._worlds is not None
+        self._worlds.moved_away(rank.world, rank.rank)
+        leave = departure.leave
+        placement = leave.decision.placement
+        package = RankPackage(
+            batch=dataclasses.replace(batch, placement=placement, peers=leave.decision.peers,
+                                      indices=(rank.rank,)),
+            index=rank.rank, epoch=departure.epoch, stack_pointer=suspended.stack_pointer,
+            area=suspended.area, record=leave.record, stdout=result.stdout,
+            stderr=result.stderr, output=io.output(), started=started,
+            seconds_left=max(0.0, deadline - time.monotonic()),
+        )
+        try:
+            self._send_rank(leave.host, transfer.encode(package, suspended.memory))
+        except (FaabricError, GuestFault, OSError) as error:
+            reason = f"rank {rank.rank} could not move to worker {leave.host}: {error}"
+            rank.world.break_(reason)
+            return Failed(reason)
+        return RankLeft(batch.app_id, rank.rank, departure.epoch, leave.host)
 
     def _end_region(self, team: TeamContext) -> None:
         """The granule ended: end the region it was in, if any (it failed there), and let
@@ -220,13 +296,20 @@ class GranuleRunner:
         outcome = _name_thread(result.outcome, [m.tid for m in start.members])
         return PartResult(outcome, result.stdout, result.stderr, diffs[0] if diffs else None)
 
-    def _join(self, module: LoadedModule, batch: Batch, index: int) -> MpiRank | None:
+    def _join(self, module: LoadedModule, batch: Batch, index: int, timeout: float,
+              moved: _MovedIn | None) -> MpiRank | None:
         if self._worlds is None or not self._uses_mpi(module):
             return None
         placement = batch.placement or (self._host,) * batch.spec.size
-        membership = Membership(batch.app_id, placement, batch.peers)
-        world = self._worlds.join(membership, index, batch.spec.timeout)
-        return MpiRank(world, index, self._host)
+        membership = Membership(batch.app_id, placement, batch.peers,
+                                batch.spec.migrate_every)
+        world = self._worlds.join(membership, index, timeout, moved_in=moved is not None)
+        rank = MpiRank(world, index, self._host, self._worlds.migrations(batch.app_id))
+        if moved is not None:
+            package = moved.package
+            decision = Start(package.batch.placement, package.batch.peers)
+            rank.moves.arrival = Arrival(package.epoch, package.record, decision)
+        return rank
 
     def _uses_mpi(self, module: LoadedModule) -> bool:
         found = self._mpi_modules.get(module.digest)
@@ -236,9 +319,23 @@ class GranuleRunner:
         return found
 
 
-def _name_thread(outcome: Outcome, tids: list[int]) -> Outcome:
+def _cannot_send(host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+    raise GuestFault("this worker cannot send ranks to other workers")
+
+
+@dataclass(frozen=True, slots=True)
+class _MovedIn:
+    """A rank another worker sent here, and its suspended instance."""
+
+    package: RankPackage
+    suspended: Suspended
+
+
+def _name_thread(outcome: Outcome | Suspended, tids: list[int]) -> Outcome:
     """A part's trap names its thread by number within the part (1, 2, ...): name it by its
     OpenMP thread number instead."""
+    if isinstance(outcome, Suspended):  # threads never suspend (not movable)
+        return Failed("an OpenMP thread cannot migrate")
     if isinstance(outcome, Trapped):
         number, found, rest = outcome.message.partition(" trapped: ")
         if found and number.startswith("thread "):

@@ -132,6 +132,84 @@ class ScaleRelease:
     count: int
 
 
+# -- migration: the planner moves ranks of a running MPI app (DIST_CHANGE) -----------------
+#
+# The planner reserves a better placement and offers it to the worker of rank 0
+# (`MigrationOffer`). At the app's next migration point that worker claims it
+# (`MigrationClaim`); the planner answers every host involved at once, old and new, with
+# `MigrationStart` (the new placement, now committed) or `MigrationCancel`. Each moved rank's
+# old worker hands the rank's state to its new one and reports `RankMoved`.
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPoints:
+    """Worker -> planner: app `app_id`'s rank 0 runs here and has reached a migration point
+    (sent once per app): the app can be moved, so the planner may offer it placements."""
+
+    app_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationOffer:
+    """Planner -> the worker of rank 0: a better placement is reserved for the app under
+    `epoch` (> 0, increasing per app); the app may claim it at its next migration point."""
+
+    app_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationWithdrawn:
+    """Planner -> the worker of rank 0: the offer `epoch` is gone (it expired unclaimed, or
+    the app can no longer move there); a claim of it will be cancelled."""
+
+    app_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationClaim:
+    """Worker -> planner: every rank of app `app_id` is at a migration point and the app
+    takes offer `epoch`. Answered with `MigrationStart` or `MigrationCancel` to every host
+    of the app (and, for a start, to every host it moves to)."""
+
+    app_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStart:
+    """Planner -> every host of the app's old and new placement: move the ranks so that
+    rank `i` runs on `placement[i]`. `peers` holds the data-plane address of every host in
+    either placement. The slots of the new placement are already the app's."""
+
+    app_id: int
+    epoch: int
+    placement: tuple[str, ...]
+    peers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationCancel:
+    """Planner -> every host of the app: the claim of `epoch` is refused; nothing moves and
+    the ranks go on where they are."""
+
+    app_id: int
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankMoved:
+    """Worker -> planner: rank `index` of app `app_id` left this worker for `to` under
+    migration `epoch`; its slot here is free."""
+
+    app_id: int
+    index: int
+    epoch: int
+    to: str
+
+
 ControlMessage = (
     Register
     | Registered
@@ -145,6 +223,13 @@ ControlMessage = (
     | ScaleGranted
     | ScaleRefused
     | ScaleRelease
+    | MigrationPoints
+    | MigrationOffer
+    | MigrationWithdrawn
+    | MigrationClaim
+    | MigrationStart
+    | MigrationCancel
+    | RankMoved
 )
 
 CONTROL_CODEC = Codec(
@@ -161,6 +246,13 @@ CONTROL_CODEC = Codec(
         ScaleGranted,
         ScaleRefused,
         ScaleRelease,
+        MigrationPoints,
+        MigrationOffer,
+        MigrationWithdrawn,
+        MigrationClaim,
+        MigrationStart,
+        MigrationCancel,
+        RankMoved,
         AppSpec,
         Batch,
         GranuleResult,

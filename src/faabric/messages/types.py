@@ -27,6 +27,8 @@ class AppSpec:
         input: bytes the guest reads with `faabric_read_input`.
         timeout: wall-clock seconds a granule may run before it is stopped.
         memory_limit: bytes of linear memory a granule may grow to.
+        migrate_every: an MPI app may be moved at every this-many-th `MPI_Barrier` on its
+            world communicator (and at each `faabric_migration_point()`); 0: never moved.
     """
 
     module: str
@@ -37,6 +39,7 @@ class AppSpec:
     input: bytes = b""
     timeout: float = DEFAULT_GRANULE_TIMEOUT
     memory_limit: int = DEFAULT_MEMORY_LIMIT
+    migrate_every: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +179,4 @@ class AppInfo:
     placement: tuple[tuple[int, str], ...] = field(default=())  # (granule index, host name)
     done: int = 0
     scaled: tuple[tuple[str, int], ...] = ()  # (host name, slots granted by scale changes)
+    migrations: int = 0  # how many times the planner moved its ranks

@@ -26,7 +26,7 @@ from faabric.wasm.host import GuestFault
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<BxxxqiiiiqI")
-MESSAGE, ACK, FAILED, TEAM = 1, 2, 3, 4
+MESSAGE, ACK, FAILED, TEAM, FENCE, READY, MOVE = 1, 2, 3, 4, 5, 6, 7
 INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with their header
 CONNECT_TIMEOUT = 10.0
 
@@ -41,8 +41,13 @@ class Router(Protocol):
 
     def failed(self, app_id: int, reason: str) -> None: ...
 
+    def fenced(self, app_id: int, epoch: int, host: str) -> None: ...
+
+    def readied(self, app_id: int, epoch: int, host: str) -> None: ...
+
 
 TeamRouter = Callable[[bytearray], None]  # one TEAM frame's payload
+MoveRouter = Callable[[bytearray], None]  # one MOVE frame's payload: a migrating rank
 
 
 class PayloadReader:
@@ -90,10 +95,14 @@ class DataPlane:
         self._lock = threading.Lock()
         self._closed = False
         self._team: TeamRouter | None = None
+        self._moves: MoveRouter | None = None
 
-    def start(self, router: Router, team: TeamRouter | None = None) -> None:
-        """Start accepting connections; MPI frames go to `router`, team frames to `team`."""
+    def start(self, router: Router, team: TeamRouter | None = None,
+              moves: MoveRouter | None = None) -> None:
+        """Start accepting connections; MPI frames go to `router`, team frames to `team`,
+        migrating ranks to `moves`."""
         self._team = team
+        self._moves = moves
         threading.Thread(target=self._accept_loop, args=(router,), name="data-accept",
                          daemon=True).start()
 
@@ -132,10 +141,28 @@ class DataPlane:
         except GuestFault as exc:
             log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
 
-    def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+    def fence(self, host: str, app_id: int, epoch: int, sender: str) -> None:
+        """Tell `host` that every message this worker sent it for the app before the
+        migration `epoch` is on its way (it travels behind them)."""
+        self._note(FENCE, host, app_id, epoch, sender)
+
+    def ready(self, host: str, app_id: int, epoch: int, sender: str) -> None:
+        """Tell `host` that every rank migration `epoch` puts here is in place."""
+        self._note(READY, host, app_id, epoch, sender)
+
+    def _note(self, kind: int, host: str, app_id: int, epoch: int, sender: str) -> None:
+        name = sender.encode()
+        self._send(host, (_HEADER.pack(kind, app_id, 0, 0, 0, 0, len(name), epoch) + name,))
+
+    def send_rank(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+        """Send a migrating rank (one MOVE frame whose payload is `parts`) to `host`."""
+        self.send_frame(host, parts, kind=MOVE)
+
+    def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...],
+                   kind: int = TEAM) -> None:
         """Send one TEAM frame to `host`, its payload being `parts` one after the other."""
         length = sum(len(p) for p in parts)
-        header = _HEADER.pack(TEAM, 0, 0, 0, 0, 0, length, 0)
+        header = _HEADER.pack(kind, 0, 0, 0, 0, 0, length, 0)
         if length <= INLINE_LIMIT:
             self._send(host, (header + b"".join(parts),))
         else:
@@ -200,6 +227,8 @@ class DataPlane:
                 kind, _, _, _, _, _, length, _ = fields = _HEADER.unpack(header)
                 if kind == TEAM:
                     self._team_frame(PayloadReader(sock, length).read_bytes())
+                elif kind == MOVE:
+                    self._move_frame(PayloadReader(sock, length).read_bytes())
                 else:
                     self._dispatch(sock, router, *fields)
         except (OSError, ConnectionError) as exc:
@@ -217,6 +246,15 @@ class DataPlane:
         except Exception:  # one bad message must not end the connection
             log.exception("a team message could not be handled")
 
+    def _move_frame(self, payload: bytearray) -> None:
+        if self._moves is None:
+            log.warning("dropped a migrating rank: this worker does not take them")
+            return
+        try:
+            self._moves(payload)
+        except Exception:  # one bad message must not end the connection
+            log.exception("a migrating rank could not be taken in")
+
     @staticmethod
     def _dispatch(sock: socket.socket, router: Router, kind: int, app_id: int, ctx: int,
                   source: int, dest: int, tag: int, length: int, token: int) -> None:
@@ -228,6 +266,10 @@ class DataPlane:
             router.acknowledged(app_id, token)
         elif kind == FAILED:
             router.failed(app_id, PayloadReader(sock, length).read_bytes().decode(errors="replace"))
+        elif kind in (FENCE, READY):
+            sender = PayloadReader(sock, length).read_bytes().decode(errors="replace")
+            note = router.fenced if kind == FENCE else router.readied
+            note(app_id, token, sender)
         else:
             raise ConnectionError(f"unknown frame kind {kind}")
 

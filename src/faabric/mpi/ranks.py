@@ -71,6 +71,7 @@ class RankState:
     initialised: bool = False
     finalised: bool = False
     deadline: float = float("inf")
+    next_token: int = 1  # sequence number of its next synchronous-send token
 
 
 @dataclass(frozen=True, slots=True)

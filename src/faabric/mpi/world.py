@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from faabric.mpi import memory
+from faabric.mpi import memory, moving
 from faabric.mpi.matching import (
     Arrived,
     Copied,
@@ -28,6 +28,7 @@ from faabric.mpi.matching import (
     Posted,
     Remote,
 )
+from faabric.mpi.moving import RankRecord
 from faabric.mpi.ranks import Layout, Network, Pull, RankState
 from faabric.wasm.host import GuestFault
 
@@ -35,6 +36,9 @@ EAGER_LIMIT = 64 << 10  # bytes: larger same-host sends wait for their receive (
 LOCKED_COPY_LIMIT = 16 << 10  # bytes: smaller copies run under the world lock (no busy count)
 PULL_LIMIT = 256 << 10  # bytes: larger sends to a waiting rank are copied by that rank
 WAIT_SLICE = 0.5  # seconds between checks of deadlines while blocked
+TOKEN_RANK_BITS = 12  # a synchronous-send token: sequence << 12 | (rank & 0xFFF), < 2**31
+TOKEN_RANK_MASK = (1 << TOKEN_RANK_BITS) - 1
+TOKEN_SEQUENCES = (1 << (31 - TOKEN_RANK_BITS)) - 1
 
 Clock = Callable[[], float]
 
@@ -53,6 +57,7 @@ class LocalWorld:
         self._handles = 0
         self._tokens: dict[int, tuple[int, int]] = {}  # token -> (rank, request address)
         self._pulls: list[Pull] = []  # copies handed to whichever side waits first
+        self.moves = threading.Condition(self._lock)  # the migration protocol waits on it
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -60,6 +65,10 @@ class LocalWorld:
         """Learn where every rank runs (messages may arrive before this)."""
         with self._lock:
             self._layout = layout
+
+    def switch_layout(self, layout: Layout) -> None:
+        """A migration ended: ranks now run where `layout` says. Call with the lock held."""
+        self._layout = layout
 
     @property
     def layout(self) -> Layout:
@@ -81,9 +90,12 @@ class LocalWorld:
             state.finalised |= finalised
 
     def detach(self, rank: int) -> None:
-        """Rank `rank`'s memory is about to go: finish or drop everything pointing into it."""
+        """Rank `rank`'s memory is about to go: finish or drop everything pointing into it.
+        A rank that moved to another host (`take_rank`) has nothing left here."""
         with self._lock:
-            state = self._rank(rank)
+            state = self._ranks.get(rank)
+            if state is None:
+                return
             state.running = False
             state.queues.posted.clear()
             self._tokens = {t: v for t, v in self._tokens.items() if v[0] != rank}
@@ -109,6 +121,7 @@ class LocalWorld:
                 self._failure = reason
             for state in self._ranks.values():
                 state.changed.notify_all()
+            self.moves.notify_all()
             return first
 
     def break_(self, reason: str) -> None:
@@ -151,7 +164,7 @@ class LocalWorld:
         with self._lock:
             self._check()
             if sync:
-                token = self._next_handle()
+                token = self._next_token(rank)
                 self._tokens[token] = (rank, request)
                 memory.set_pending(request, token)
         payload = memory.view(address, envelope.length)
@@ -416,6 +429,55 @@ class LocalWorld:
         state.completions = (state.completions + 1) & 0x7FFF_FFFF
         if state.waiting:
             state.changed.notify_all()
+
+    def _next_token(self, rank: int) -> int:
+        # Tokens are unique per sending rank, so they stay unique when the rank moves.
+        state = self._rank(rank)
+        sequence = state.next_token
+        state.next_token = sequence % TOKEN_SEQUENCES + 1
+        return sequence << TOKEN_RANK_BITS | (rank & TOKEN_RANK_MASK)
+
+    # -- migration (mpi/migration.py runs the protocol) ----------------------------------------
+
+    def take_rank(self, rank: int, base: int) -> RankRecord:
+        """Remove rank `rank`, whose memory starts at `base`, for a move to another host; its
+        messages still in a sender's memory here are copied first. Call with the lock held."""
+        state = self._rank(rank)
+        for other in self._ranks.values():
+            self._copy_out_in_place(other, rank)
+        for i, arrived in enumerate(state.queues.arrived):
+            payload = arrived.payload
+            if isinstance(payload, InPlace):
+                data = memory.read(payload.address, arrived.envelope.length)
+                state.queues.arrived[i] = Arrived(arrived.envelope, Copied(data))
+                memory.complete(payload.request)
+                self._bump(self._rank(payload.sender))
+        self._settle_pulls(rank)
+        while state.busy:
+            self._sleep(state, WAIT_SLICE)
+        tokens = {t: req for t, (r, req) in self._tokens.items() if r == rank}
+        record = moving.pack(state, tokens, base)
+        for token in tokens:
+            del self._tokens[token]
+        del self._ranks[rank]
+        return record
+
+    def put_rank(self, rank: int, record: RankRecord, base: int) -> None:
+        """Install rank `rank`, moved here, with its memory at `base`."""
+        with self._lock:
+            state = self._rank(rank)
+            for token, request in moving.unpack(record, state, base).items():
+                self._tokens[token] = (rank, request)
+            handles = [posted.handle for posted in state.queues.posted]
+            self._handles = max([self._handles, *handles])
+
+    def deadline_of(self, rank: int) -> float:
+        """When rank `rank`'s blocking calls time out. Call with the lock held."""
+        return self._rank(rank).deadline
+
+    def check(self) -> None:
+        """Raise GuestFault if the world failed. Call with the lock held."""
+        self._check()
 
     def _next_handle(self) -> int:
         self._handles = self._handles % 0x7FFF_FFFF + 1

@@ -15,8 +15,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from faabric.mpi.matching import Envelope
+from faabric.mpi.migration import Decision, Migrations, Start
 from faabric.mpi.network import DataPlane, PayloadReader
 from faabric.mpi.ranks import Layout
 from faabric.mpi.world import LocalWorld
@@ -26,30 +28,58 @@ FINISHED_MEMORY = 4096  # ids of recently finished apps kept to drop their late 
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """A rank's view of where its world runs: worker names by rank and their addresses."""
+    """A rank's view of where its world runs: worker names by rank and their addresses,
+    and every how many world barriers it may migrate (0: never)."""
 
     app_id: int
     placement: tuple[str, ...]
     peers: tuple[tuple[str, str], ...]
+    migrate_every: int = 0
+
+
+class PlannerLink(Protocol):
+    """What the migration protocol tells the planner."""
+
+    def points(self, app_id: int) -> None:
+        """The app's rank 0 runs here and reached its first migration point."""
+        ...
+
+    def claim(self, app_id: int, epoch: int) -> None:
+        """Every rank of the app is at a migration point and takes offer `epoch`."""
+        ...
+
+
+class _NoPlanner:
+    """The link of a worker whose apps never migrate (tests without a planner)."""
+
+    def points(self, app_id: int) -> None:
+        pass
+
+    def claim(self, app_id: int, epoch: int) -> None:
+        pass
 
 
 class Worlds:
     """All worlds with ranks or messages on this worker."""
 
-    def __init__(self, here: str, network: DataPlane,
+    def __init__(self, here: str, network: DataPlane, planner: PlannerLink | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.here = here
         self._network = network
+        self._planner = planner or _NoPlanner()
         self._clock = clock
         self._lock = threading.Lock()
         self._worlds: dict[int, LocalWorld] = {}
+        self._moves: dict[int, Migrations] = {}
         self._left: dict[int, int] = {}  # app -> local ranks not yet ended
         self._running: dict[int, int] = {}  # app -> local ranks running now
         self._stopped: set[int] = set()  # apps stopped while some local ranks never ran
         self._finished: OrderedDict[int, None] = OrderedDict()
 
-    def join(self, membership: Membership, rank: int, timeout: float) -> LocalWorld:
-        """Rank `rank` of the app starts here; returns its world."""
+    def join(self, membership: Membership, rank: int, timeout: float,
+             moved_in: bool = False) -> LocalWorld:
+        """Rank `rank` of the app starts here (or, `moved_in`, resumes here after a
+        migration); returns its world."""
         self._network.learn(membership.peers)
         app_id = membership.app_id
         with self._lock:
@@ -57,8 +87,10 @@ class Worlds:
             world = self._world(app_id)
             if app_id not in self._left:
                 here = sum(1 for host in membership.placement if host == self.here)
-                self._left[app_id] = here
+                self._left[app_id] = 0 if moved_in else here
                 world.configure(Layout(membership.placement, self.here))
+                self._migrations(app_id).period = membership.migrate_every
+            self._left[app_id] += 1 if moved_in else 0
             self._running[app_id] = self._running.get(app_id, 0) + 1
         if ended:  # the rest of the world ended here already (stopped, or failed)
             world.fail(f"the MPI world of app {app_id} had already ended on this worker")
@@ -78,6 +110,36 @@ class Worlds:
             idle = self._running[app_id] <= 0
             if self._left[app_id] <= 0 or (idle and app_id in self._stopped):
                 self._forget(app_id)
+
+    def moved_away(self, world: LocalWorld, rank: int) -> None:
+        """Rank `rank` left for another host; the world goes once no rank is left here (it
+        is not ended: ranks may come back)."""
+        app_id = world.app_id
+        with self._lock:
+            self._left[app_id] = self._left.get(app_id, 1) - 1
+            self._running[app_id] = self._running.get(app_id, 1) - 1
+            if self._left[app_id] <= 0 and self._worlds.get(app_id) is world:
+                for table in (self._worlds, self._moves, self._left, self._running):
+                    table.pop(app_id, None)
+
+    def migrations(self, app_id: int) -> Migrations:
+        """The migration protocol of the app's world here."""
+        with self._lock:
+            return self._migrations(app_id)
+
+    def offered(self, app_id: int, epoch: int) -> None:
+        """The planner offers the app (rank 0 runs here) a move under `epoch`."""
+        self.migrations(app_id).set_offer(epoch)
+
+    def withdrawn(self, app_id: int, epoch: int) -> None:
+        """The planner took offer `epoch` back."""
+        self.migrations(app_id).drop_offer(epoch)
+
+    def decided(self, app_id: int, epoch: int, decision: Decision) -> None:
+        """The planner answered the app's claim of `epoch`."""
+        if isinstance(decision, Start):
+            self._network.learn(decision.peers)
+        self.migrations(app_id).decided(epoch, decision)
 
     def never_started(self, membership: Membership, rank: int, problem: str) -> None:
         """Rank `rank` of a multi-host app cannot run here (its module could not be had):
@@ -114,6 +176,12 @@ class Worlds:
         if world is not None:
             world.acknowledged(token)
 
+    def fenced(self, app_id: int, epoch: int, host: str) -> None:
+        self.migrations(app_id).fenced(epoch, host)
+
+    def readied(self, app_id: int, epoch: int, host: str) -> None:
+        self.migrations(app_id).readied(epoch, host)
+
     def failed(self, app_id: int, reason: str) -> None:
         with self._lock:
             world = None if app_id in self._finished else self._world(app_id)
@@ -128,8 +196,16 @@ class Worlds:
             world = self._worlds[app_id] = LocalWorld(app_id, self._network, self._clock)
         return world
 
+    def _migrations(self, app_id: int) -> Migrations:
+        found = self._moves.get(app_id)
+        if found is None:
+            found = self._moves[app_id] = Migrations(
+                self._world(app_id), self.here, self._network, self._planner, self._clock)
+        return found
+
     def _forget(self, app_id: int) -> None:
         self._worlds.pop(app_id, None)
+        self._moves.pop(app_id, None)
         self._left.pop(app_id, None)
         self._running.pop(app_id, None)
         self._stopped.discard(app_id)

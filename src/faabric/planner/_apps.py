@@ -1,14 +1,81 @@
 """The planner's record of one app, and the read-only views it hands out.
 
-`AppRecord` is mutable and private to the planner core; `AppView` and `Statistics` are frozen
-snapshots safe to give to other threads. No I/O, no clock, no scheduling decisions here.
+`AppRecord` is mutable and private to the planner core; `AppView`, `AppEvent` and
+`Statistics` are frozen snapshots safe to give to other threads. The migration in progress
+of an app (`Offered | Committed`) lives on its record. No I/O, no clock, no scheduling
+decisions here.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from faabric.messages.types import AppInfo, AppSpec, AppState, GranuleResult
+
+MAX_APP_EVENTS = 100  # per app; older events are dropped (an app offered often would grow)
+
+
+class AppEventKind(StrEnum):
+    """What happened to a running app's placement."""
+
+    OFFERED = "offered"  # a better placement was reserved and offered to the app
+    WITHDRAWN = "withdrawn"  # the offer was taken back (unclaimed, a rank ended, a host left)
+    CANCELLED = "cancelled"  # a claim was refused (stale epoch, no offer)
+    STARTED = "started"  # a claim was accepted: the ranks move
+    MIGRATED = "migrated"  # every moving rank left its old host
+    ABANDONED = "abandoned"  # a started migration ended with the app (a host was lost)
+
+
+@dataclass(frozen=True, slots=True)
+class AppEvent:
+    """One entry of an app's placement history.
+
+    Attributes:
+        time: planner clock time.
+        kind: what happened.
+        epoch: the migration epoch it concerns (per app, from 1).
+        detail: one line a user can read.
+        ranks: the ranks that move, ascending (empty for withdrawn, cancelled, abandoned).
+        hosts: for offered and started the old and new hosts of those ranks, for migrated
+            their new hosts; sorted.
+    """
+
+    time: float
+    kind: AppEventKind
+    epoch: int
+    detail: str
+    ranks: tuple[int, ...] = ()
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """A better placement is reserved for the app and offered under `epoch`, not yet claimed.
+
+    Each rank in `moving` holds a reserved slot on `placement[rank]` besides its own.
+    """
+
+    epoch: int
+    at: float  # clock time of the offer
+    placement: tuple[str, ...]
+    moving: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The app claimed offer `epoch`: ranks `ranks` move to `placement`. `moving` holds those
+    that have not left their old host yet; each holds a slot there and one on
+    `placement[rank]`."""
+
+    epoch: int
+    placement: tuple[str, ...]
+    moving: frozenset[int]
+    ranks: tuple[int, ...]
+
+
+Move = Offered | Committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +92,9 @@ class AppView:
         started: clock time the app was dispatched; None if it never was.
         finished: clock time the last result arrived; None while in flight.
         scaled: (host name, slots) granted by scale changes and still held, by host name.
+        events: the app's placement history (offers, migrations), oldest first; the last
+            `MAX_APP_EVENTS` only.
+        migrations: how many migrations of the app completed.
     """
 
     app_id: int
@@ -36,6 +106,8 @@ class AppView:
     started: float | None
     finished: float | None
     scaled: tuple[tuple[str, int], ...] = ()
+    events: tuple[AppEvent, ...] = ()
+    migrations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +121,7 @@ class Statistics:
     running: int
     finished: int
     scaled_slots: int = 0  # slots held by running apps through scale changes
+    reserved_slots: int = 0  # slots held on their new hosts by ranks waiting to move
 
 
 @dataclass(slots=True)
@@ -67,6 +140,11 @@ class AppRecord:
     cancelled: set[int] = field(default_factory=set)
     # Slots granted by scale changes and not yet released, by host name (running apps only).
     scaled: dict[str, int] = field(default_factory=dict)
+    # The migration offered or under way (running apps only), the last epoch used, history.
+    move: Move | None = None
+    last_epoch: int = 0
+    migrations: int = 0
+    events: deque[AppEvent] = field(default_factory=lambda: deque(maxlen=MAX_APP_EVENTS))
 
     @property
     def complete(self) -> bool:
@@ -85,6 +163,8 @@ class AppRecord:
             started=self.started,
             finished=self.finished,
             scaled=tuple(sorted(self.scaled.items())),
+            events=tuple(self.events),
+            migrations=self.migrations,
         )
 
     def info(self) -> AppInfo:
@@ -97,4 +177,5 @@ class AppRecord:
             placement=tuple(sorted(self.placement.items())),
             done=len(self.results),
             scaled=tuple(sorted(self.scaled.items())),
+            migrations=self.migrations,
         )

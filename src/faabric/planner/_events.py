@@ -87,8 +87,39 @@ class ScaleReleased:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationPointsReached:
+    """Rank 0 of app `app_id` reached its first migration point: the app can be moved."""
+
+    app_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationClaimed:
+    """Every rank of app `app_id` waits at a migration point and the worker `host` of its
+    rank 0 claims offer `epoch`. Answered with `StartMigration` (the reserved placement is
+    committed) or `CancelMigration` (stale epoch, no offer, the app or a host is gone)."""
+
+    app_id: int
+    epoch: int
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankMovedAway:
+    """Worker `host` handed rank `index` of app `app_id` to worker `to` under migration
+    `epoch`: the rank's slot on `host` is free and it now runs on `to`."""
+
+    app_id: int
+    index: int
+    epoch: int
+    host: str
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ticked:
-    """Time passed: expire hosts whose keep-alive is overdue."""
+    """Time passed: expire hosts whose keep-alive is overdue, and migration offers left
+    unclaimed for too long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +136,9 @@ Event = (
     | GranuleFinished
     | ScaleRequested
     | ScaleReleased
+    | MigrationPointsReached
+    | MigrationClaimed
+    | RankMovedAway
     | Ticked
     | Reset
 )
@@ -174,7 +208,60 @@ class RefuseScale:
     free: int
 
 
-Command = Dispatch | Reject | Finish | Cancel | GrantScale | RefuseScale
+@dataclass(frozen=True, slots=True)
+class OfferMigration:
+    """Tell worker `host` (rank 0's) that placement `epoch` is reserved for app `app_id`."""
+
+    host: str
+    app_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawMigration:
+    """Tell worker `host` (rank 0's) that offer `epoch` of app `app_id` is gone."""
+
+    host: str
+    app_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartMigration:
+    """Tell worker `host` to move app `app_id`'s ranks to `placement` (rank i on
+    placement[i]) under `epoch`. Sent to every host of the old and the new placement;
+    `involved` lists them all, sorted (the shell sends their data-plane addresses)."""
+
+    host: str
+    app_id: int
+    epoch: int
+    placement: tuple[str, ...]
+    involved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelMigration:
+    """Tell worker `host` that the claim of `epoch` by app `app_id` is refused. Sent to
+    every host the app runs on."""
+
+    host: str
+    app_id: int
+    epoch: int
+    reason: str
+
+
+Command = (
+    Dispatch
+    | Reject
+    | Finish
+    | Cancel
+    | GrantScale
+    | RefuseScale
+    | OfferMigration
+    | WithdrawMigration
+    | StartMigration
+    | CancelMigration
+)
 
 # A granule that never ran on any host (its app failed while queued) is reported with this host.
 NO_HOST = ""

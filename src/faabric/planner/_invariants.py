@@ -2,8 +2,15 @@
 every event). Read-only: it must never repair or change the state it checks.
 
 * A host's used slots are exactly the placed granules on it that have no result yet (or were
-  cancelled and not yet confirmed), plus the scale-change slots running apps hold there;
-  0 <= used <= slots.
+  cancelled and not yet confirmed), plus the granules reserving a slot there to move to it,
+  plus the scale-change slots running apps hold there; 0 <= used <= slots.
+* A granule holds at most two slots, and two only while it is moving: its app is running
+  with a migration open (`Offered` or `Committed`) that moves it to a host other than its
+  own, and it has no result.
+* An open migration belongs to a running app that may move (reached a migration point,
+  `migrate_every` > 0), has a placement of the app's size and a known epoch. An offer is the
+  latest epoch, of an app with every rank running and no scale-change slots, and moves
+  exactly the ranks whose host differs; no offer is open while apps are queued.
 * Only running apps hold scale-change slots, each a positive count on a live host, and the
   app's record and the host table agree on them.
 * The queue holds exactly the QUEUED apps, once each; the finished list exactly the FINISHED.
@@ -11,16 +18,20 @@ every event). Read-only: it must never repair or change the state it checks.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
 from faabric.errors import InternalError
 from faabric.messages.types import AppState
-from faabric.planner._apps import AppRecord
+from faabric.planner._apps import AppRecord, Offered
 from faabric.planner._hosts import Granule, HostTable
 
 
 def check(
-    apps: dict[int, AppRecord], queue: deque[int], finished: deque[int], hosts: HostTable
+    apps: dict[int, AppRecord],
+    queue: deque[int],
+    finished: deque[int],
+    hosts: HostTable,
+    movable: frozenset[int] = frozenset(),
 ) -> None:
     """Raise InternalError naming the first invariant that does not hold."""
     names = hosts.names()
@@ -28,9 +39,8 @@ def check(
     scaled: dict[str, dict[int, int]] = {name: {} for name in names}
     for app in apps.values():
         _check_app(app)
-        for index, host in app.placement.items():
-            if index in app.results and index not in app.cancelled:
-                continue
+        _check_move(app, movable, bool(queue))
+        for index, host in _holdings(app):
             if host not in granules:
                 raise InternalError(f"app {app.app_id} granule {index} is on lost host {host}")
             granules[host].add((app.app_id, index))
@@ -45,6 +55,7 @@ def check(
             raise InternalError(f"host {info.name} slot accounting is wrong")
         if not 0 <= info.used <= info.slots:
             raise InternalError(f"host {info.name} uses {info.used} of {info.slots} slots")
+    _check_movable(apps, movable)
     queued = [i for i, app in apps.items() if app.state is AppState.QUEUED]
     if len(set(queue)) != len(queue) or set(queue) != set(queued):
         raise InternalError(f"queue {list(queue)} does not match queued apps {queued}")
@@ -70,3 +81,51 @@ def _check_app(app: AppRecord) -> None:
         raise InternalError(f"app {app.app_id} holds scale slots in state {app.state}")
     if any(count < 1 for count in app.scaled.values()):
         raise InternalError(f"app {app.app_id} holds a non-positive scale slot count")
+
+
+def _holdings(app: AppRecord) -> list[tuple[int, str]]:
+    """(granule index, host) for every slot the app's granules should hold."""
+    held = [
+        (index, host)
+        for index, host in app.placement.items()
+        if index not in app.results or index in app.cancelled
+    ]
+    if app.move is not None:
+        held += [(index, app.move.placement[index]) for index in app.move.moving]
+    per_granule = Counter(index for index, _ in held)
+    if len(set(held)) != len(held) or any(n > 2 for n in per_granule.values()):
+        raise InternalError(f"app {app.app_id} has a granule holding a slot twice")
+    return held
+
+
+def _check_move(app: AppRecord, movable: frozenset[int], queued: bool) -> None:
+    move = app.move
+    if move is None:
+        return
+    size = app.spec.size
+    ok = (
+        app.state is AppState.RUNNING
+        and app.app_id in movable
+        and 1 <= move.epoch <= app.last_epoch
+        and len(move.placement) == size
+        and bool(move.moving)
+        and move.moving <= set(range(size))
+        and all(i not in app.results and move.placement[i] != app.placement[i]
+                for i in move.moving)
+    )
+    if not ok:
+        raise InternalError(f"app {app.app_id} has an inconsistent migration {move}")
+    if isinstance(move, Offered):
+        differ = {i for i in range(size) if move.placement[i] != app.placement[i]}
+        fresh = move.epoch == app.last_epoch and not app.results and not app.scaled
+        if not fresh or move.moving != differ or queued:
+            raise InternalError(f"app {app.app_id} has an inconsistent offer {move}")
+    elif not move.moving <= set(move.ranks):
+        raise InternalError(f"app {app.app_id} moves ranks it did not claim: {move}")
+
+
+def _check_movable(apps: dict[int, AppRecord], movable: frozenset[int]) -> None:
+    for app_id in movable:
+        app = apps.get(app_id)
+        if app is None or app.state is not AppState.RUNNING or app.spec.migrate_every < 1:
+            raise InternalError(f"app {app_id} may move but is not a running movable app")

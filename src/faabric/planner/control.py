@@ -1,8 +1,8 @@
 """The planner's control port: one long-lived connection per worker.
 
 An accept thread hands each connection to a reader thread, which expects `Register` first and
-then turns keep-alives, reports, scale requests and releases, and goodbyes into calls on
-`PlannerService`. A connection that
+then turns keep-alives, reports, scale requests and releases, migration points, claims and
+moved ranks, and goodbyes into calls on `PlannerService`. A connection that
 breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
 granules. This module only translates frames into service calls.
 """
@@ -19,6 +19,9 @@ from faabric.messages.control import (
     CONTROL_CODEC,
     Goodbye,
     KeepAlive,
+    MigrationClaim,
+    MigrationPoints,
+    RankMoved,
     Refused,
     Register,
     Report,
@@ -121,6 +124,12 @@ class ControlServer:
                     self._service.scale_requested(name, app_id, request_id, count, local)
                 case ScaleRelease(app_id, count):
                     self._service.scale_released(name, app_id, count)
+                case MigrationPoints(app_id):
+                    self._service.migration_points(name, app_id)
+                case MigrationClaim(app_id, epoch):
+                    self._service.migration_claimed(name, app_id, epoch)
+                case RankMoved(app_id, index, epoch, to):
+                    self._service.rank_moved(name, app_id, index, epoch, to)
                 case Goodbye(reason):
                     return f"it said goodbye ({reason})"
                 case _:

@@ -1,4 +1,5 @@
-"""The planner's state machine: host membership, slots, the app queue, scale changes, results.
+"""The planner's state machine: host membership, slots, the app queue, scale changes, results,
+migrations.
 
 Sans-IO (faabric: src/planner/Planner.cpp, minus the locking and RPC). `PlannerCore.handle`
 takes one event (a past-tense fact) and returns the commands (imperatives) the I/O shell must
@@ -6,13 +7,13 @@ carry out; queries return frozen snapshots. It must not do I/O, start threads, s
 the real clock (the clock is injected) or lock: the shell serialises every call.
 
 Invariants are listed and checked in `_invariants.py` (`validate()`); events and commands
-are defined in `_events.py` and re-exported here.
+are defined in `_events.py` and re-exported here; migration steps live in `_migration.py`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import assert_never
 
 from faabric.errors import InternalError, NotEnoughSlots
@@ -26,12 +27,13 @@ from faabric.messages.types import (
     HostInfo,
 )
 from faabric.planner import _invariants
-from faabric.planner._apps import AppRecord, AppView, Statistics
+from faabric.planner._apps import AppEvent, AppEventKind, AppRecord, AppView, Statistics
 from faabric.planner._events import (
     NO_HOST,
     AppsSubmitted,
     AppSubmitted,
     Cancel,
+    CancelMigration,
     Command,
     Dispatch,
     Event,
@@ -41,22 +43,32 @@ from faabric.planner._events import (
     HostAlive,
     HostLeft,
     HostRegistered,
+    MigrationClaimed,
+    MigrationPointsReached,
+    OfferMigration,
+    RankMovedAway,
     RefuseScale,
     Reject,
     Reset,
     ScaleReleased,
     ScaleRequested,
+    StartMigration,
     Ticked,
+    WithdrawMigration,
 )
 from faabric.planner._hosts import HostTable
+from faabric.planner._migration import Migrations
 from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack
 
 __all__ = [
     "NO_HOST",
+    "AppEvent",
+    "AppEventKind",
     "AppSubmitted",
     "AppView",
     "AppsSubmitted",
     "Cancel",
+    "CancelMigration",
     "Command",
     "Dispatch",
     "Event",
@@ -66,14 +78,20 @@ __all__ = [
     "HostAlive",
     "HostLeft",
     "HostRegistered",
+    "MigrationClaimed",
+    "MigrationPointsReached",
+    "OfferMigration",
     "PlannerCore",
+    "RankMovedAway",
     "RefuseScale",
     "Reject",
     "Reset",
     "ScaleReleased",
     "ScaleRequested",
+    "StartMigration",
     "Statistics",
     "Ticked",
+    "WithdrawMigration",
 ]
 
 
@@ -85,7 +103,9 @@ class PlannerCore:
         keepalive_timeout: a host silent for longer than this is expired on the next `Ticked`.
         retain_finished: how many finished apps stay queryable (most recent first); apps
             finished by the latest `handle` call are always kept until the next one.
-        policy: the placement policy for new apps.
+        policy: places new apps and scale changes, and decides migrations.
+        migration_offer_timeout: a migration offer unclaimed for longer than this is
+            withdrawn on the next `Ticked`.
     """
 
     def __init__(
@@ -95,16 +115,22 @@ class PlannerCore:
         keepalive_timeout: float,
         retain_finished: int = 10_000,
         policy: Policy = bin_pack,
+        migration_offer_timeout: float = 30.0,
     ) -> None:
         if keepalive_timeout <= 0:
             raise ValueError(f"keepalive_timeout must be positive, got {keepalive_timeout}")
         if retain_finished < 0:
             raise ValueError(f"retain_finished must be >= 0, got {retain_finished}")
+        if migration_offer_timeout <= 0:
+            raise ValueError(
+                f"migration_offer_timeout must be positive, got {migration_offer_timeout}"
+            )
         self._clock = clock
         self._timeout = keepalive_timeout
         self._retain = retain_finished
         self._policy = policy
         self._hosts = HostTable()
+        self._moves = Migrations(self._hosts, policy, migration_offer_timeout)
         self._apps: dict[int, AppRecord] = {}
         self._queue: deque[int] = deque()  # QUEUED app ids, in submission order
         self._finished: deque[int] = deque()  # FINISHED app ids, oldest first
@@ -122,7 +148,7 @@ class PlannerCore:
         match event:
             case HostRegistered(name, slots):
                 self._hosts.add(name, slots, now)
-                commands = self._start_queued(now)
+                commands = self._reschedule(now)
             case HostAlive(name):
                 self._hosts.touch(name, now)
                 commands = []
@@ -135,9 +161,17 @@ class PlannerCore:
             case GranuleFinished(result):
                 commands = self._record(result, now)
             case ScaleRequested(app_id, request_id, count, host, local):
-                commands = [self._scale(app_id, request_id, count, host, local)]
+                commands = self._scale(app_id, request_id, count, host, local, now)
             case ScaleReleased(app_id, host, count):
                 commands = self._release_scale(app_id, host, count, now)
+            case MigrationPointsReached(app_id):
+                self._moves.points_reached(self._apps.get(app_id))
+                commands = self._offer(now)
+            case MigrationClaimed():
+                commands = self._moves.claim(self._apps, event, now)
+            case RankMovedAway():
+                freed = self._moves.moved(self._apps, event, now)
+                commands = self._reschedule(now) if freed else []
             case Ticked():
                 commands = self._expire(now)
             case Reset():
@@ -165,14 +199,9 @@ class PlannerCore:
         return commands
 
     def _submit(self, app_id: int, spec: AppSpec, now: float) -> list[Command]:
-        app = AppRecord(app_id=app_id, spec=spec, submitted=now)
-        self._apps[app_id] = app
-        if not self._queue:
-            placement = self._policy(self._hosts.capacity(), spec.size)
-            if isinstance(placement, Placed):
-                return self._start(app, placement, now)
+        self._apps[app_id] = AppRecord(app_id=app_id, spec=spec, submitted=now)
         self._queue.append(app_id)
-        return []
+        return self._start_queued(now) if len(self._queue) == 1 else []
 
     def _record(self, result: GranuleResult, now: float) -> list[Command]:
         granule = (result.app_id, result.index)
@@ -180,28 +209,36 @@ class PlannerCore:
         if app is None:
             # Dropped (reset or retention): the granule's slot is free all the same.
             self._hosts.release(result.host, granule)
-            return self._start_queued(now)
-        host = app.placement.get(result.index)
-        if host is None:
+            return self._reschedule(now)
+        if result.index not in app.placement:
             return []  # never placed: not a result we asked for
-        self._hosts.release(host, granule)
+        # Where it runs, and where it was moving to: a granule with a result holds no slot.
+        for host in self._moves.holders(app, result.index):
+            self._hosts.release(host, granule)
+        commands = self._moves.granule_ended(app, result.index, result.host, now)
         app.cancelled.discard(result.index)
-        commands: list[Command] = []
         if app.state is AppState.RUNNING and result.index not in app.results:
             app.results[result.index] = result  # the first result wins
             if app.complete:
                 commands.append(self._finish(app, now))
-        return commands + self._start_queued(now)
+        return commands + self._reschedule(now)
 
     def _scale(
-        self, app_id: int, request_id: int, count: int, host: str, local: bool
-    ) -> Command:
-        """Answer a scale request at once from the free slots: it never joins the queue."""
+        self, app_id: int, request_id: int, count: int, host: str, local: bool, now: float
+    ) -> list[Command]:
+        """Answer a scale request at once from the free slots: it never joins the queue. It
+        first withdraws the app's open migration offer (which reserves slots for ranks only)."""
         app = self._apps.get(app_id)
         if count < 1:
-            return RefuseScale(host, request_id, f"asked for {count} slots", 0)
+            return [RefuseScale(host, request_id, f"asked for {count} slots", 0)]
         if app is None or app.state is not AppState.RUNNING:
-            return RefuseScale(host, request_id, f"app {app_id} is not running", 0)
+            return [RefuseScale(host, request_id, f"app {app_id} is not running", 0)]
+        withdrawn = self._moves.scaling(app, now)
+        return [*withdrawn, self._grant(app, request_id, count, host, local)]
+
+    def _grant(
+        self, app: AppRecord, request_id: int, count: int, host: str, local: bool
+    ) -> Command:
         running: dict[str, int] = dict(app.scaled)
         for index, where in app.placement.items():
             if index not in app.results:
@@ -209,7 +246,7 @@ class PlannerCore:
         capacity = self._hosts.capacity()
         if local:
             capacity = [slots for slots in capacity if slots.name == host]
-        placement = self._policy(capacity, count, running)
+        placement = self._policy.place(capacity, count, running)
         if isinstance(placement, NoCapacity):
             reason = f"{count} slots asked, {placement.free} free"
             return RefuseScale(host, request_id, reason, placement.free)
@@ -217,7 +254,7 @@ class PlannerCore:
         for where in placement.hosts:
             granted[where] = granted.get(where, 0) + 1
         for where, n in granted.items():
-            self._hosts.grant(where, app_id, n)
+            self._hosts.grant(where, app.app_id, n)
             app.scaled[where] = app.scaled.get(where, 0) + n
         return GrantScale(host, request_id, tuple(granted.items()))
 
@@ -229,16 +266,24 @@ class PlannerCore:
         app.scaled[host] -= freed
         if app.scaled[host] == 0:
             del app.scaled[host]
-        return self._start_queued(now) if freed else []
+        return self._reschedule(now) if freed else []
 
     def _expire(self, now: float) -> list[Command]:
         silent = self._hosts.silent_since(now, self._timeout)
         lost = [(name, f"no keep-alive from {name} for {idle:.1f} s") for name, idle in silent]
-        return self._lose(lost, now) if lost else []
+        commands = self._lose(lost, now) if lost else []
+        # Then stale offers (lost hosts already withdrew theirs). Their apps are not offered
+        # again in the same event: the slots go to the queue and to other apps first.
+        withdrawn, expired = self._moves.expire(self._apps, now)
+        if withdrawn:
+            commands += withdrawn + self._reschedule(now, expired)
+        return commands
 
     def _lose(self, lost: list[tuple[str, str]], now: float) -> list[Command]:
         # Remove every lost host before starting anything, so nothing lands on a dying host.
-        hit: dict[int, str] = {}
+        # Migrations let go of the lost hosts first (a lost new host ends its app).
+        names = {name for name, _ in lost}
+        commands, hit = self._moves.hosts_lost(self._apps, names, now)
         for name, reason in lost:
             outcome = Failed(f"worker {name} was lost: {reason}")
             granules, scaled = self._hosts.remove(name)
@@ -253,24 +298,24 @@ class PlannerCore:
                 if index not in app.results:
                     app.results[index] = GranuleResult(app_id, index, name, outcome)
                     hit.setdefault(app_id, name)
-        commands: list[Command] = []
         for app_id, name in sorted(hit.items()):
             commands += self._abandon(self._apps[app_id], name, now)
-        return commands + self._fail_oversized(now) + self._start_queued(now)
+        return commands + self._fail_oversized(now) + self._reschedule(now)
 
     def _abandon(self, app: AppRecord, lost_host: str, now: float) -> list[Command]:
-        """End an app that lost a granule: its other running granules are cancelled."""
+        """End an app that lost a granule: its other running granules are cancelled, on the
+        hosts they run on and on those they were moving to."""
         if app.state is not AppState.RUNNING:
             return []
+        commands, hosts = self._moves.drop(app, now, f"worker {lost_host} was lost")
         outcome = Failed(f"cancelled: another granule of the app was lost with {lost_host}")
-        hosts: set[str] = set()
         for index, host in app.placement.items():
             if index not in app.results:
                 app.results[index] = GranuleResult(app.app_id, index, host, outcome)
                 app.cancelled.add(index)  # its slot stays held until the worker reports
                 hosts.add(host)
         cancels: list[Command] = [Cancel(host, app.app_id) for host in sorted(hosts)]
-        return [self._finish(app, now), *cancels]
+        return [*commands, self._finish(app, now), *cancels]
 
     def _fail_oversized(self, now: float) -> list[Command]:
         total = self._hosts.total_slots()
@@ -291,28 +336,47 @@ class PlannerCore:
         for app_id in dropped:
             app = self._apps[app_id]
             hosts = {h for i, h in app.placement.items() if i not in app.results}
+            hosts |= self._moves.destinations(app)
             cancels += [Cancel(h, app_id) for h in sorted(hosts)]
         self._apps.clear()
         self._queue.clear()
         self._finished.clear()
+        self._moves.clear()
         self._hosts.release_all()
         return [*(Finish(app_id) for app_id in dropped), *cancels]
 
     # -- scheduling ---------------------------------------------------------------------------
 
+    def _reschedule(self, now: float, skip: Collection[int] = ()) -> list[Command]:
+        """Slots may have freed up: start queued apps, then (queue empty) offer migrations to
+        the apps not in `skip`."""
+        return self._start_queued(now) + self._offer(now, skip)
+
+    def _offer(self, now: float, skip: Collection[int] = ()) -> list[Command]:
+        # The queue has priority: no slot is reserved for a migration while an app waits.
+        return [] if self._queue else self._moves.offer(self._apps, now, skip)
+
     def _start_queued(self, now: float) -> list[Command]:
-        # Strict FIFO: start the head while it fits; stop at the first that does not.
+        # Strict FIFO: start the head while it fits; stop at the first that does not. Open
+        # migration offers give their reserved slots back to a head that does not fit.
         commands: list[Command] = []
         while self._queue:
             app = self._apps[self._queue[0]]
-            if self._hosts.free_slots() < app.spec.size:
-                break  # no policy can place it (a cheap test: this runs on every result)
-            placement = self._policy(self._hosts.capacity(), app.spec.size)
+            placement = self._place(app.spec.size)
             if isinstance(placement, NoCapacity):
-                break
+                if not self._moves.has_offers(self._apps):
+                    break
+                commands += self._moves.withdraw_offers(self._apps, now, "an app is queued")
+                continue
             self._queue.popleft()
             commands += self._start(app, placement, now)
         return commands
+
+    def _place(self, size: int) -> Placed | NoCapacity:
+        free = self._hosts.free_slots()
+        if free < size:  # no policy can place it (a cheap test: this runs on every result)
+            return NoCapacity(requested=size, free=free)
+        return self._policy.place(self._hosts.capacity(), size)
 
     def _start(self, app: AppRecord, placement: Placed, now: float) -> list[Command]:
         if len(placement.hosts) != app.spec.size:
@@ -330,6 +394,7 @@ class PlannerCore:
         ]
 
     def _finish(self, app: AppRecord, now: float) -> Finish:
+        self._moves.forget(app.app_id)  # callers dropped its migration, if any
         for host, count in app.scaled.items():  # a finished app releases everything
             self._hosts.revoke(host, app.app_id, count)
         app.scaled.clear()
@@ -385,9 +450,12 @@ class PlannerCore:
             running=states.count(AppState.RUNNING),
             finished=states.count(AppState.FINISHED),
             scaled_slots=scaled,
+            reserved_slots=self._moves.reserved(self._apps),
         )
 
     def validate(self) -> None:
         """Check every invariant; raise InternalError naming the first that fails."""
-        _invariants.check(self._apps, self._queue, self._finished, self._hosts)
+        _invariants.check(
+            self._apps, self._queue, self._finished, self._hosts, self._moves.movable()
+        )
 

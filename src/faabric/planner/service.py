@@ -19,6 +19,10 @@ from typing import assert_never
 
 from faabric.errors import TransportError
 from faabric.messages.control import (
+    MigrationCancel,
+    MigrationOffer,
+    MigrationStart,
+    MigrationWithdrawn,
     Registered,
     RunBatch,
     ScaleGranted,
@@ -31,6 +35,7 @@ from faabric.planner.core import (
     AppsSubmitted,
     AppView,
     Cancel,
+    CancelMigration,
     Command,
     Dispatch,
     Event,
@@ -40,13 +45,19 @@ from faabric.planner.core import (
     HostAlive,
     HostLeft,
     HostRegistered,
+    MigrationClaimed,
+    MigrationPointsReached,
+    OfferMigration,
     PlannerCore,
+    RankMovedAway,
     RefuseScale,
     Reject,
     Reset,
     ScaleReleased,
     ScaleRequested,
+    StartMigration,
     Ticked,
+    WithdrawMigration,
 )
 from faabric.planner.modules import ModuleStore
 from faabric.transport.framing import FramedSocket
@@ -65,13 +76,17 @@ class PlannerService:
         keepalive_timeout: float,
         retain_finished: int,
         max_module_bytes: int,
+        migration_offer_timeout: float = 30.0,
     ) -> None:
         self.keepalive_timeout = keepalive_timeout
         # The core keeps time on `clock` (monotonic); documents show Unix time.
         self.wall_offset = time.time() - clock()
         self.modules = ModuleStore(max_module_bytes)
         self._core = PlannerCore(
-            clock=clock, keepalive_timeout=keepalive_timeout, retain_finished=retain_finished
+            clock=clock,
+            keepalive_timeout=keepalive_timeout,
+            retain_finished=retain_finished,
+            migration_offer_timeout=migration_offer_timeout,
         )
         self._lock = threading.Lock()
         self._waiters = WaiterTable()
@@ -120,6 +135,19 @@ class PlannerService:
     def scale_released(self, name: str, app_id: int, count: int) -> None:
         """Worker `name` gave back `count` scale-change slots of app `app_id`."""
         self._feed(ScaleReleased(app_id, name, count))
+
+    def migration_points(self, name: str, app_id: int) -> None:
+        """Worker `name` runs rank 0 of app `app_id`, which reached a migration point."""
+        self._feed(MigrationPointsReached(app_id))
+
+    def migration_claimed(self, name: str, app_id: int, epoch: int) -> None:
+        """Worker `name` claims migration offer `epoch` of app `app_id`; every host involved
+        is answered at once with `MigrationStart` or `MigrationCancel`."""
+        self._feed(MigrationClaimed(app_id, epoch, name))
+
+    def rank_moved(self, name: str, app_id: int, index: int, epoch: int, to: str) -> None:
+        """Rank `index` of app `app_id` left worker `name` for worker `to`."""
+        self._feed(RankMovedAway(app_id, index, epoch, name, to))
 
     def host_left(self, name: str, reason: str, conn: FramedSocket) -> None:
         """A worker said goodbye or its connection broke."""
@@ -251,6 +279,15 @@ class PlannerService:
                     message = ScaleGranted(request_id, placement, peers)
                 case RefuseScale(host, request_id, reason, free):
                     message = ScaleRefused(request_id, reason, free)
+                case OfferMigration(host, app_id, epoch):
+                    message = MigrationOffer(app_id, epoch)
+                case WithdrawMigration(host, app_id, epoch):
+                    message = MigrationWithdrawn(app_id, epoch)
+                case StartMigration(host, app_id, epoch, placement, involved):
+                    peers = tuple((h, self._data_addresses.get(h, "")) for h in involved)
+                    message = MigrationStart(app_id, epoch, placement, peers)
+                case CancelMigration(host, app_id, epoch, reason):
+                    message = MigrationCancel(app_id, epoch, reason)
                 case _:
                     assert_never(command)
             outbox = self._outboxes.get(host)

@@ -29,10 +29,11 @@ from faabric.messages.types import (
     describe,
     exit_status,
 )
-from faabric.planner.core import AppView
+from faabric.planner.core import AppEvent, AppView
 from faabric.planner.modules import is_digest
 
 MAX_APP_SIZE = 100_000
+MAX_MIGRATE_EVERY = (1 << 31) - 1
 MAX_BATCH = 10_000  # apps per batch submission, and ids per multi-app query
 _ID_RANGE = re.compile(r"([0-9]{1,18})(?:-([0-9]{1,18}))?")
 
@@ -44,7 +45,7 @@ def parse_app_spec(doc: Any) -> AppSpec:
     if not all(isinstance(key, str) for key in doc):
         raise ValueError("every field name must be a string")
     unknown = set(doc) - {"module", "size", "program", "args", "env", "input", "timeout",
-                          "memory_limit"}
+                          "memory_limit", "migrate_every"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     module = doc.get("module")
@@ -71,6 +72,7 @@ def parse_app_spec(doc: Any) -> AppSpec:
         input=_bytes_field(doc, "input"),
         timeout=_number_field(doc, "timeout", 300.0),
         memory_limit=_int_field(doc, "memory_limit", 1 << 30, 1 << 16, 1 << 32),
+        migrate_every=_int_field(doc, "migrate_every", 1, 0, MAX_MIGRATE_EVERY),
     )
 
 
@@ -121,7 +123,21 @@ def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> di
         "status": (next((s for s in statuses if s != 0), 0) if finished else None),
         "placement": [{"index": i, "host": h} for i, h in view.placement],
         "scaled": [{"host": h, "slots": n} for h, n in view.scaled],
+        "migrations": view.migrations,
+        "events": [event_document(e, wall_offset) for e in view.events],
         "results": [result_document(r, binary=binary) for r in view.results],
+    }
+
+
+def event_document(event: AppEvent, wall_offset: float = 0.0) -> dict[str, Any]:
+    """The public document for one entry of an app's placement history."""
+    return {
+        "time": event.time + wall_offset,
+        "kind": str(event.kind),
+        "epoch": event.epoch,
+        "detail": event.detail,
+        "ranks": list(event.ranks),
+        "hosts": list(event.hosts),
     }
 
 
@@ -172,6 +188,7 @@ def app_info_document(info: AppInfo) -> dict[str, Any]:
         "done": info.done,
         "placement": [{"index": i, "host": h} for i, h in info.placement],
         "scaled": [{"host": h, "slots": n} for h, n in info.scaled],
+        "migrations": info.migrations,
     }
 
 

@@ -3,23 +3,61 @@
 Sort the hosts, then fill each one's free slots in that order. A new app goes first to the
 hosts with the most free slots (ties: more total slots, then the greater name; the original
 compared IP addresses the same way). A scale change first tops up the hosts that already run
-the app, most granules first. It never over-commits a host. Pure: no I/O, no clock, no state.
+the app, most granules first. It never over-commits a host. `bin_pack` is the policy value
+(placement and the migration rule of `_migrate.py`); calling it places. Pure: no I/O, no
+clock, no state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from faabric.scheduling._migrate import bin_pack_migration
 from faabric.scheduling._placement import (
     NOT_RUNNING,
     HostSlots,
+    Migration,
     NoCapacity,
     Placed,
     Placement,
 )
 
 
-def bin_pack(
+@dataclass(frozen=True, slots=True)
+class BinPack:
+    """The bin-pack policy (see `Policy`). Calling it is `place`, so it also serves where a
+    plain placement function is expected."""
+
+    name: str = "bin-pack"
+
+    def place(
+        self,
+        hosts: Sequence[HostSlots],
+        size: int,
+        running: Mapping[str, int] = NOT_RUNNING,
+    ) -> Placement:
+        """Place `size` granules by bin-packing them onto `hosts` (see `bin_pack_place`)."""
+        return bin_pack_place(hosts, size, running)
+
+    def __call__(
+        self,
+        hosts: Sequence[HostSlots],
+        size: int,
+        running: Mapping[str, int] = NOT_RUNNING,
+    ) -> Placement:
+        """Same as `place`."""
+        return bin_pack_place(hosts, size, running)
+
+    def migrate(self, hosts: Sequence[HostSlots], placement: Sequence[str]) -> Migration:
+        """Bin-pack's migration rule (see `bin_pack_migration`)."""
+        return bin_pack_migration(hosts, placement)
+
+
+bin_pack = BinPack()
+
+
+def bin_pack_place(
     hosts: Sequence[HostSlots],
     size: int,
     running: Mapping[str, int] = NOT_RUNNING,

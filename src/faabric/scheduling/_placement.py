@@ -1,7 +1,8 @@
-"""Value types shared by every placement policy: host capacity in, a placement decision out.
+"""Value types shared by every placement policy: host capacity in, a decision out.
 
-A decision is a tagged union (`Placed | NoCapacity`), never a sentinel. This module holds data
-and the `Policy` call signature only; it must not do I/O, read clocks or keep state.
+A placement is a tagged union (`Placed | NoCapacity`), a migration decision another
+(`Moves | DoNotMigrate`), never a sentinel. This module holds data and the `Policy` protocol
+only; it must not do I/O, read clocks or keep state.
 """
 
 from __future__ import annotations
@@ -56,14 +57,44 @@ class NoCapacity:
 
 Placement = Placed | NoCapacity
 
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """A better placement for a running app: rank `i` should run on `placement[i]`.
+
+    `moved` lists, ascending, the ranks whose host changes (never empty); every other rank
+    stays where it is.
+    """
+
+    placement: tuple[str, ...]
+    moved: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DoNotMigrate:
+    """No placement the policy prefers to the app's current one."""
+
+
+Migration = Moves | DoNotMigrate
+
+
 # Default for `running`: a read-only empty mapping, so no mutable default is shared.
 NOT_RUNNING: Mapping[str, int] = MappingProxyType({})
 
 
 class Policy(Protocol):
-    """A placement policy: a pure function from host capacity and a request to a decision."""
+    """A scheduling policy: pure functions from host capacity and a request to a decision.
 
-    def __call__(
+    `place` answers NEW apps and scale changes; `migrate` answers DIST_CHANGE (should a
+    running app move?). Implementations are frozen values without state.
+    """
+
+    @property
+    def name(self) -> str:
+        """The name the policy is registered under (e.g. `bin-pack`)."""
+        ...
+
+    def place(
         self,
         hosts: Sequence[HostSlots],
         size: int,
@@ -82,5 +113,22 @@ class Policy(Protocol):
 
         Raises:
             ValueError: `size` < 1, duplicate host names or negative counts.
+        """
+        ...
+
+    def migrate(self, hosts: Sequence[HostSlots], placement: Sequence[str]) -> Migration:
+        """Decide whether a running app should move.
+
+        Args:
+            hosts: the live hosts with their slot counts (names unique); the app's own
+                granules are counted in `used` of the hosts they run on.
+            placement: the host of every rank of the app, by rank.
+
+        Returns:
+            `Moves` with the new placement and the ranks that change host, or `DoNotMigrate`.
+
+        Raises:
+            ValueError: an empty placement, duplicate host names, or a host that runs more of
+                the app's granules than it has used slots.
         """
         ...

@@ -23,9 +23,11 @@ from faabric.toolchain.driver import (
     command_line,
     environment,
     find_compiler,
+    is_thread_capable,
     link_libraries,
 )
 from faabric.toolchain.libraries import sources_digest
+from faabric.toolchain.movable import make_movable, stand_in_tools
 
 CXX_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".c++", ".C"})
 _OMP = re.compile(rb"^\s*#\s*(pragma\s+omp\b|include\s*[<\"]omp\.h[>\"])", re.MULTILINE)
@@ -76,6 +78,7 @@ def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> st
     for part in (data, "\0".join(flags).encode(), compiler.encode(), b"c++" if cxx else b"c"):
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
+    digest.update(b"asyncify-2")  # the migration rewrite of movable.py
     for support in (*sorted(INCLUDE_DIR.glob("*.h")), *SHIMS):
         digest.update(support.name.encode())
         digest.update(support.read_bytes())
@@ -91,7 +94,9 @@ def _compile(
     tmp = Path(tmp_name)
     try:
         libraries = link_libraries(flags, target.parent / "libs")
-        cmd = command_line(compiler, [*flags, str(source), "-o", str(tmp)], cxx, libraries)
+        tools = stand_in_tools(target.parent)
+        cmd = command_line(compiler, [*flags, str(source), "-o", str(tmp)], cxx, libraries,
+                           tools)
         try:
             done = subprocess.run(
                 cmd, capture_output=True, text=True, env=environment(), check=False
@@ -101,6 +106,8 @@ def _compile(
         if done.returncode != 0:
             diagnostics = (done.stderr or done.stdout).strip()
             raise ToolchainError(f"compiling {source.name} failed:\n{diagnostics}")
+        if not is_thread_capable(flags):
+            make_movable(tmp, flags, environment())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

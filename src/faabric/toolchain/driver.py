@@ -19,6 +19,7 @@ from pathlib import Path
 from faabric.config import default_cache_dir
 from faabric.errors import ToolchainError
 from faabric.toolchain.libraries import ensure_archives
+from faabric.toolchain.movable import make_movable, stand_in_tools
 
 C_COMPILER = "clang-16"
 CXX_COMPILER = "clang++-16"
@@ -68,17 +69,21 @@ def is_thread_capable(args: Sequence[str]) -> bool:
 
 
 def command_line(
-    compiler: Path, args: Sequence[str], cxx: bool, libraries: Sequence[Path] = ()
+    compiler: Path, args: Sequence[str], cxx: bool, libraries: Sequence[Path] = (),
+    tools: Path | None = None,
 ) -> list[str]:
     """The full clang command for user `args` (sources, -o, -O, -D ... pass through).
 
     `libraries` are the archives of faabric's C libraries (see `link_libraries`), linked
-    after the user's inputs.
+    after the user's inputs; `tools` is searched first for the programs clang runs (see
+    `movable.stand_in_tools`).
     """
     links = not any(arg in _NO_LINK for arg in args)
     threaded = is_thread_capable(args)
     # wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
     cmd = [str(compiler), TARGET, "-msimd128", "-isystem", str(INCLUDE_DIR)]
+    if tools is not None:
+        cmd.append(f"-B{tools}")
     if not any(arg.startswith("-O") for arg in args):
         cmd.append("-O2")
     if cxx:
@@ -94,8 +99,8 @@ def command_line(
         cmd += ["-x", "none", *(str(lib) for lib in libraries)]
     if links:
         cmd.append("-Wl,--allow-undefined")
-        if threaded:
-            cmd.append(_threaded_link_flags())
+        # A migrating rank's stack pointer travels with it (see movable.py).
+        cmd.append(_threaded_link_flags() if threaded else "-Wl,--export=__stack_pointer")
     return cmd
 
 
@@ -153,13 +158,35 @@ def cc_main(argv: list[str], cxx: bool) -> int:
         print(f"faabric {tool}: {error}", file=sys.stderr)
         return 1
     try:
-        cmd = command_line(compiler.path, argv, cxx, libraries)
-        return subprocess.run(cmd, check=False).returncode
+        tools = stand_in_tools(default_cache_dir())
+        cmd = command_line(compiler.path, argv, cxx, libraries, tools)
+        status = subprocess.run(cmd, check=False).returncode
     except OSError as error:
         print(f"faabric {tool}: cannot run {compiler.path}: {error.strerror}", file=sys.stderr)
         return MISSING_COMPILER_STATUS
     except KeyboardInterrupt:
         return 130
+    output = linked_output(argv)
+    if status != 0 or output is None:
+        return status
+    try:
+        make_movable(output, argv, environment())
+    except ToolchainError as error:
+        print(f"faabric {tool}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def linked_output(args: Sequence[str]) -> Path | None:
+    """The module a plain (not thread-capable) link of `args` writes; None for other builds."""
+    if any(arg in _NO_LINK for arg in args) or is_thread_capable(args):
+        return None
+    for i, arg in enumerate(args):
+        if arg == "-o" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("-o") and len(arg) > 2:
+            return Path(arg[2:])
+    return Path("a.out")
 
 
 def environment() -> dict[str, str]:

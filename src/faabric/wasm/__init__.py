@@ -15,6 +15,7 @@ from faabric.wasm.engine import WasmEngine, module_digest
 from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction, Threads
 from faabric.wasm.interrupt import Cancellation
 from faabric.wasm.launcher import Launcher, RunResult, RunSpec
+from faabric.wasm.suspend import Suspended
 
 _patch.apply()
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModuleCache",
     "RunResult",
     "RunSpec",
+    "Suspended",
     "Threads",
     "WasmEngine",
     "module_digest",

@@ -148,6 +148,34 @@ def export_func(store: Any, instance: Any, name: str) -> Any | None:
     return item.of.func
 
 
+def caller_call(caller: Any, context: Any, name: str, *args: int) -> bool:
+    """Call the calling instance's exported function `name` with i32 `args` and no results,
+    from inside a host call; False if it exports no such function.
+
+    Raises:
+        wasmtime.Trap, wasmtime.WasmtimeError: the call failed.
+    """
+    item = ffi.wasmtime_extern_t()
+    raw_name = name.encode()
+    if not ffi.wasmtime_caller_export_get(caller, raw_name, len(raw_name), ctypes.byref(item)):
+        return False
+    if _kind(item) != ffi.WASMTIME_EXTERN_FUNC.value:
+        ffi.wasmtime_extern_delete(ctypes.byref(item))
+        return False
+    slots = (ffi.wasmtime_val_raw_t * max(1, len(args)))()
+    for i, value in enumerate(args):
+        slots[i].i32 = value
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call_unchecked(
+        context, ctypes.byref(item.of.func), slots, len(slots), ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return True
+
+
 def make_epoch_callback(decide: Callable[[int], int | str]) -> Any:
     """A raw epoch-deadline callback: `decide(key)` gets the store's data key and returns the
     ticks to run before asking again, or a message that ends the instance with an error."""

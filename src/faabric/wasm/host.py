@@ -87,6 +87,22 @@ class HostCall(Protocol):
         cannot)."""
         ...
 
+    @property
+    def movable(self) -> bool:
+        """Whether the caller can be suspended (`suspend`) and resumed elsewhere."""
+        ...
+
+    def suspend(self, area: int, size: int) -> None:
+        """Once this host call returns, unwind the caller's call stack into guest memory
+        `[area, area + size)`; its run then ends as suspended instead of exiting. GuestFault
+        if the caller is not movable."""
+        ...
+
+    def resuming(self) -> bool:
+        """True (once) in the host call a resumed instance re-enters: the rewind ends here
+        and the call returns as if it had never left."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HostFunction:

@@ -16,29 +16,31 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 
 from faabric.errors import FaabricError, ModuleError
 from faabric.messages.types import Cancelled, Exited, Failed, Outcome, TimedOut, Trapped
-from faabric.wasm import _raw, _store
-from faabric.wasm.cache import ENTRY_POINT, LoadedModule
-from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, MemoryFile, PipeFile
-from faabric.wasm.engine import WasmEngine
-from faabric.wasm.host import (
-    GuestFault,
-    GuestMemory,
-    HostFunction,
-    SharedMemoryAccess,
-    ThreadExit,
-    Threads,
+from faabric.wasm import _raw, _store, suspend
+from faabric.wasm._live import (
+    DEFAULT_LIMIT,
+    PAGE,
+    Output,
+    RunSpec,
+    _Granule,
+    _Live,
+    _SharedAccess,
+    cause_of,
 )
+from faabric.wasm.cache import ENTRY_POINT, LoadedModule
+from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, PipeFile
+from faabric.wasm.engine import WasmEngine
+from faabric.wasm.host import GuestFault, HostFunction, SharedMemoryAccess
 from faabric.wasm.interrupt import (
     DEFAULT_SLICE,
     Cancellation,
@@ -46,120 +48,25 @@ from faabric.wasm.interrupt import (
     Clock,
     DeadlinePassed,
     TeamStopped,
-    Verdict,
     Watch,
 )
+from faabric.wasm.suspend import Suspended
 from faabric.wasm.team import Member, Team
 
+__all__ = ["DEFAULT_LIMIT", "Launcher", "RunResult", "RunSpec", "cause_of"]
+
 WASI_MODULE = "wasi_snapshot_preview1"
-PAGE = 65536
-_NUMBERED = re.compile(r"^\d+:\s*")
-DEFAULT_LIMIT = 1 << 30
 ARGS_MEMORY = 256  # distinct argv/environment pairs whose WASI arrays are kept
-Output = MemoryFile | PipeFile
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """How to run one instance: WASI argv/env, wall-clock timeout, memory limit in bytes."""
-
-    argv: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    timeout: float = 300.0
-    memory_limit: int = DEFAULT_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """How the instance ended and what it wrote to stdout and stderr."""
+    """How the instance ended (or that it was suspended inside a host call, to be resumed
+    elsewhere) and what it wrote to stdout and stderr."""
 
-    outcome: Outcome
+    outcome: Outcome | Suspended
     stdout: bytes
     stderr: bytes
-
-
-@dataclass(slots=True)
-class _Granule:
-    """One run of a module: what all of its instances (main and threads) share."""
-
-    module: LoadedModule
-    spec: RunSpec
-    state: object
-    watch: Watch
-    out: Output
-    err: Output
-    args: _store.WasiArgs
-    shared: Any = None
-    linker: Any = None
-    team: Team | None = None
-
-
-@dataclass(slots=True)
-class _Live:
-    """A running instance as its host functions see it (implements host.HostCall)."""
-
-    granule: _Granule
-    number: int = 0
-    caller: Any = field(default=None)
-    context: Any = field(default=None)
-    verdict: Verdict | None = None
-    thread_exit: bool = False
-    found_memory: _raw.MemoryHandle | None = None
-
-    @property
-    def state(self) -> object:
-        return self.granule.state
-
-    @property
-    def thread_number(self) -> int:
-        return self.number
-
-    def memory(self) -> GuestMemory:
-        if self.granule.shared is not None:
-            return _raw.shared_memory_view(self.granule.shared)
-        if self.found_memory is None:
-            self.found_memory = _raw.caller_memory(self.caller, self.context)
-        return self.found_memory.view(self.context)
-
-    def threads(self) -> Threads:
-        if self.granule.team is None:
-            raise GuestFault("threads need a thread-capable build (faabric cc -pthread/-fopenmp)")
-        return self.granule.team
-
-    def end_thread(self) -> None:
-        self.thread_exit = True
-        raise ThreadExit("the thread ended")
-
-    def write_output(self, stream: int, data: bytes) -> None:
-        out = self.granule.out if stream == 1 else self.granule.err
-        if not isinstance(out, PipeFile):
-            raise GuestFault("only thread-capable modules take output from other hosts")
-        out.write(data)
-
-    def grow_memory(self, size: int) -> None:
-        _SharedAccess(self.granule).grow(size)
-
-
-@dataclass(frozen=True, slots=True)
-class _SharedAccess:
-    """A granule's shared memory for host code outside calls (implements
-    host.SharedMemoryAccess)."""
-
-    granule: _Granule
-
-    def now(self) -> GuestMemory:
-        if self.granule.shared is None:
-            raise GuestFault("the granule has no shared memory")
-        return _raw.shared_memory_view(self.granule.shared)
-
-    def grow(self, size: int) -> None:
-        have = self.now().size
-        if size > have:
-            try:
-                self.granule.shared.grow(-(-(size - have) // PAGE))
-            except wasmtime.WasmtimeError as error:
-                raise GuestFault(f"cannot grow memory to {size} bytes: "
-                                 f"{cause_of(str(error))}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +103,7 @@ class Launcher:
         self._captures = CapturePool()
         self._args: dict[tuple[object, ...], _store.WasiArgs] = {}
         self._no_team = threading.Event()  # never set: the team_stop of runs without threads
+        self._movables: dict[str, bool] = {}  # module digest -> whether it can be suspended
 
     def _new_linker(self) -> Any:
         linker = wasmtime.Linker(self._engine.wasmtime)
@@ -227,13 +135,14 @@ class Launcher:
     def run(
         self, module: LoadedModule, spec: RunSpec, state: object,
         before_release: Callable[[], None] | None = None, *,
-        cancel: Cancellation | None = None,
+        cancel: Cancellation | None = None, resume: Suspended | None = None,
     ) -> RunResult:
         """Run `module`'s `_start` in a fresh sandbox; `state` is what host functions see.
 
         `before_release` is called once the guest has stopped but while its memory still
         exists, so that other threads holding pointers into it can let go of them. Cancelling
-        `cancel` stops the run within about one slice; its outcome is then `Cancelled`.
+        `cancel` stops the run within about one slice; its outcome is then `Cancelled`. With
+        `resume`, the instance carries on from where that suspended one stopped.
         """
         threaded = module.shared_memory is not None
         pair = None if threaded else self._captures.take()
@@ -243,8 +152,10 @@ class Launcher:
         watch = Watch(self._clock() + spec.timeout, cancel or Cancellation(),
                       threading.Event() if threaded else self._no_team, self._clock,
                       self._slice)
-        granule = _Granule(module, spec, state, watch, stdout, stderr, self._wasi_args(spec))
+        granule = _Granule(module, spec, state, watch, stdout, stderr, self._wasi_args(spec),
+                           movable=self._movable(module), resume=resume)
         try:
+            outcome: Outcome | Suspended
             try:
                 outcome = self._run(granule, before_release)
             except FaabricError as error:
@@ -306,11 +217,19 @@ class Launcher:
             found = self._args[key] = _store.WasiArgs(spec.argv, spec.env)
         return found
 
-    def _run(self, granule: _Granule, before_release: Callable[[], None] | None) -> Outcome:
+    def _movable(self, module: LoadedModule) -> bool:
+        found = self._movables.get(module.digest)
+        if found is None:
+            found = self._movables[module.digest] = suspend.is_movable(module.handle)
+        return found
+
+    def _run(
+        self, granule: _Granule, before_release: Callable[[], None] | None
+    ) -> Outcome | Suspended:
         pre = self._prepare(granule.module)
         live = _Live(granule)
         store, key = self._new_store(live)
-        outcome: Outcome | None = None
+        outcome: Outcome | Suspended | None = None
         try:
             outcome = self._execute(pre, store, live)
         finally:
@@ -323,6 +242,8 @@ class Launcher:
         if team is None:
             assert outcome is not None
             return outcome
+        if isinstance(outcome, Suspended):
+            return Failed("a thread-capable module cannot be suspended")
         if outcome is not None:
             team.conclude(outcome)
         return team.outcome or Exited(0)
@@ -341,8 +262,9 @@ class Launcher:
         )
         return store, key
 
-    def _execute(self, pre: Any, store: Any, live: _Live) -> Outcome | None:
-        """Instantiate and run `_start` in the main instance; None if its team stopped it."""
+    def _execute(self, pre: Any, store: Any, live: _Live) -> Outcome | Suspended | None:
+        """Instantiate and run `_start` in the main instance (or resume the granule's
+        suspended one); None if its team stopped it."""
         granule = live.granule
         try:
             if pre is None:
@@ -357,9 +279,16 @@ class Launcher:
         if start is None:
             return Failed(f"the module has no {ENTRY_POINT} entry point")
         try:
+            if granule.resume is not None:
+                suspend.restore(store, instance, granule.resume)
+                live.rewinding = True
             _raw.call_no_args(store, start)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as ended:
             return self._ended(ended, live)
+        except GuestFault as fault:
+            return Failed(str(fault))
+        if live.suspended_at is not None:
+            return suspend.capture(store, instance, live.suspended_at)
         return Exited(0)
 
     def _ended(self, error: BaseException, live: _Live) -> Outcome | None:
@@ -462,15 +391,3 @@ class Launcher:
             return self._linker.instantiate_pre(module.handle)
         except wasmtime.WasmtimeError as error:
             raise ModuleError(f"the module cannot be linked: {cause_of(str(error))}") from None
-
-
-def cause_of(message: str) -> str:
-    """The one line that says what went wrong in a multi-line wasmtime error or trap."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    if not lines:
-        return "unknown error"
-    if "Caused by:" in lines:
-        causes = lines[lines.index("Caused by:") + 1 :]
-        if causes:
-            return _NUMBERED.sub("", causes[-1])
-    return lines[0]

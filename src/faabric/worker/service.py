@@ -20,10 +20,19 @@ from typing import Protocol
 
 from faabric import __version__
 from faabric.errors import BrokenError, ClosedError, FaabricError, TimeoutError_, TransportError
+from faabric.granule import transfer
+from faabric.granule.transfer import RankLeft, RankPackage
 from faabric.messages.control import (
     CONTROL_CODEC,
     Goodbye,
     KeepAlive,
+    MigrationCancel,
+    MigrationClaim,
+    MigrationOffer,
+    MigrationPoints,
+    MigrationStart,
+    MigrationWithdrawn,
+    RankMoved,
     Refused,
     Register,
     Registered,
@@ -36,6 +45,7 @@ from faabric.messages.control import (
     StopApp,
 )
 from faabric.messages.types import Batch, Cancelled, GranuleResult
+from faabric.mpi.migration import CalledOff, Decision, Start
 from faabric.transport.framing import FramedSocket, connect
 from faabric.transport.outbox import Outbox
 from faabric.worker.scaling import ScaleClient
@@ -43,19 +53,47 @@ from faabric.worker.scaling import ScaleClient
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT = 10.0
+ToPlanner = (
+    KeepAlive | Report | ScaleRequest | ScaleRelease | MigrationPoints | MigrationClaim | RankMoved
+)
 NOT_STARTED = "the app was stopped before this granule started"
 
 
 class Runner(Protocol):
     """Runs one granule; must never raise for anything the guest does."""
 
-    def run(self, batch: Batch, index: int) -> GranuleResult:
-        """Run granule `index` of `batch` to its end."""
+    def run(self, batch: Batch, index: int) -> GranuleResult | RankLeft:
+        """Run granule `index` of `batch` until it ends here (or migrates)."""
+        ...
+
+    def resume(self, package: RankPackage, memory: memoryview) -> GranuleResult | RankLeft:
+        """Carry on with a rank another worker moved here."""
         ...
 
     def stop(self, app_id: int, reason: str) -> None:
         """Make the app's running granules end soon (blocked calls fail with `reason`)."""
         ...
+
+
+class Migrating(Protocol):
+    """Where the planner's migration messages for the MPI worlds here go (mpi.Worlds)."""
+
+    def offered(self, app_id: int, epoch: int) -> None: ...
+
+    def withdrawn(self, app_id: int, epoch: int) -> None: ...
+
+    def decided(self, app_id: int, epoch: int, decision: Decision) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    """A slot task: carry on with a rank moved here."""
+
+    package: RankPackage
+    memory: memoryview
+
+
+Task = tuple[Batch, int] | _Resume | None  # None: the slot thread ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +120,7 @@ class Worker:
         locate_planner: Callable[[], PlannerAddress],
         reconnect_for: float,
         data_address: str = "",
+        migrating: Migrating | None = None,
     ) -> None:
         self.name = name
         self.slots = slots
@@ -89,8 +128,9 @@ class Worker:
         self._locate = locate_planner
         self._reconnect_for = reconnect_for
         self._data_address = data_address
+        self._migrating = migrating
         self.scaling = ScaleClient(self._send)
-        self._tasks: queue.SimpleQueue[tuple[Batch, int] | None] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._conn: FramedSocket | None = None
         self._outbox: Outbox | None = None  # to the planner, on self._conn
@@ -195,16 +235,51 @@ class Worker:
                     self._runner.stop(app_id, "the app was stopped")
                 case ScaleGranted() | ScaleRefused():
                     self.scaling.answered(message)
+                case MigrationOffer() | MigrationWithdrawn() | MigrationStart() | MigrationCancel():
+                    self._migration(message)
                 case Goodbye(reason):
                     raise BrokenError(f"the planner said goodbye ({reason})")
                 case _:
                     log.warning("unexpected %s from the planner", type(message).__name__)
 
+    def _migration(
+        self, message: MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel
+    ) -> None:
+        worlds = self._migrating
+        if worlds is None:
+            log.warning("a migration message for a worker without MPI worlds")
+            return
+        match message:
+            case MigrationOffer(app_id, epoch):
+                worlds.offered(app_id, epoch)
+            case MigrationWithdrawn(app_id, epoch):
+                worlds.withdrawn(app_id, epoch)
+            case MigrationStart(app_id, epoch, placement, peers):
+                worlds.decided(app_id, epoch, Start(placement, peers))
+            case MigrationCancel(app_id, epoch, reason):
+                worlds.decided(app_id, epoch, CalledOff(reason))
+
+    # -- what the MPI worlds here tell the planner (mpi.worlds.PlannerLink) ---------------
+
+    def points(self, app_id: int) -> None:
+        """The app's rank 0 reached its first migration point here."""
+        self._send(MigrationPoints(app_id))
+
+    def claim(self, app_id: int, epoch: int) -> None:
+        """The app takes migration offer `epoch`."""
+        self._send(MigrationClaim(app_id, epoch))
+
+    def take_rank(self, payload: bytearray) -> None:
+        """A rank another worker moved here (a MOVE frame): run it on a slot thread. The
+        planner holds a slot here for it."""
+        package, memory = transfer.decode(payload)
+        self._tasks.put(_Resume(package, memory))
+
     def _keepalive_loop(self, interval: float) -> None:
         while not self._stopping.wait(interval):
             self._send(KeepAlive())
 
-    def _send(self, message: KeepAlive | Report | ScaleRequest | ScaleRelease) -> bool:
+    def _send(self, message: ToPlanner) -> bool:
         """Send to the planner; False if it is not connected or the send failed."""
         with self._conn_lock:
             outbox = self._outbox
@@ -225,11 +300,18 @@ class Worker:
             task = self._tasks.get()
             if task is None:
                 return
-            batch, index = task
+            batch, index = (task.package.batch, task.package.index) if isinstance(
+                task, _Resume) else task
             with self._conn_lock:
                 stopped = batch.app_id in self._stopped_apps
+            result: GranuleResult | RankLeft
             if stopped:
                 result = GranuleResult(batch.app_id, index, self.name, Cancelled(NOT_STARTED))
+            elif isinstance(task, _Resume):
+                result = self._runner.resume(task.package, task.memory)
             else:
                 result = self._runner.run(batch, index)
-            self._send(Report(result))
+            if isinstance(result, RankLeft):
+                self._send(RankMoved(result.app_id, result.index, result.epoch, result.to))
+            else:
+                self._send(Report(result))

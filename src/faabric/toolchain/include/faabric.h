@@ -48,6 +48,15 @@ int faabric_granule_count(void);
 
 #undef FAABRIC_IMPORT
 
+/*
+ * A migration point: in an MPI program, every rank of MPI_COMM_WORLD must call it at the
+ * same place (as for a collective); the runtime may then move ranks to other hosts, where
+ * they carry on from this call with all their state. Returns 1 if ranks moved, else 0.
+ * MPI_Barrier on MPI_COMM_WORLD is a migration point too. Outside MPI (before MPI_Init,
+ * after MPI_Finalize, or in a program that does not use MPI) it does nothing and returns 0.
+ */
+int faabric_migration_point(void);
+
 #ifdef __cplusplus
 }
 #endif

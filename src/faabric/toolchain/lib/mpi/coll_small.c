@@ -29,14 +29,23 @@ int MPI_Barrier(MPI_Comm comm) {
         return fm_raise(MPI_COMM_WORLD, MPI_ERR_COMM, "MPI_Barrier");
     char none = 0, got = 0;
     int err = MPI_SUCCESS;
+    int world = comm == MPI_COMM_WORLD;
     if (!hosts_apart(c)) {
+        /* The release from rank 0 also carries its answer to "move the ranks now?" */
+        int32_t epoch = 0;
         err = fm_reduce_raw(c, &none, 0, MPI_BYTE, MPI_BAND, 0);
-        fm_bcast_raw(c, &none, 0, 0);
+        if (world && c->rank == 0 && err == MPI_SUCCESS)
+            epoch = fmpi_migration_epoch(1);
+        fm_bcast_raw(c, &epoch, world ? (int)sizeof epoch : 0, 0);
+        if (epoch > 0)
+            fm_migration_point(1, epoch);
         return fm_raise(comm, err, "MPI_Barrier");
     }
     for (int k = 1; k < c->size; k <<= 1)
         fm_cexchange(c, FM_TAG_BARRIER, (c->rank + k) % c->size, &none, 0,
                      (c->rank - k + c->size) % c->size, &got, 0);
+    if (world)
+        fm_migration_point(1, -1);
     return MPI_SUCCESS;
 }
 

@@ -82,6 +82,13 @@ static fm_comm *comm_build(const int *world, int size, int ctx, MPI_Errhandler e
     return c;
 }
 
+void fm_comm_refresh_hosts(void) {
+    for (int h = 1; h < ncomms; h++)
+        if (comms[h] != NULL)
+            for (int r = 0; r < comms[h]->size; r++)
+                comms[h]->host[r] = fmpi_host_of(comms[h]->world[r]);
+}
+
 MPI_Comm fm_comm_make(const int *world, int size, int ctx, MPI_Errhandler errhandler) {
     int h = free_slot();
     if (h < 0)

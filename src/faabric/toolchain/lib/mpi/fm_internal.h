@@ -54,6 +54,8 @@ typedef struct fm_comm {
 } fm_comm;
 
 fm_comm *fm_comm_get(MPI_Comm comm); /* NULL for an invalid or null handle */
+void fm_comm_refresh_hosts(void);     /* ranks moved: ask the host where each one runs now */
+int fm_migration_point(int at_barrier, int epoch); /* migrate.c; epoch: rank 0's, or -1 */
 int fm_world_setup(void);
 /* Makes a communicator of the world ranks `world[0..size)` (copied) with context `ctx`;
    returns its handle or MPI_COMM_NULL when memory runs out. */

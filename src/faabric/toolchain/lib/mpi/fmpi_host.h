@@ -80,4 +80,15 @@ FMPI_IMPORT(fmpi_completions) int32_t fmpi_completions(void);
 /* Blocks until the counter differs from `seen`; returns the new value. */
 FMPI_IMPORT(fmpi_wait_change) int32_t fmpi_wait_change(int32_t seen);
 
+/* Migration. Rank 0 asks at each migration point whether the runtime wants the app's ranks
+   moved: the epoch of that move (> 0), or 0. `at_barrier` = 1 for the point after a barrier
+   on the world (the host then answers only every K-th time, K being the app's period),
+   0 for an explicit faabric_migration_point(). */
+FMPI_IMPORT(fmpi_migration_epoch) int32_t fmpi_migration_epoch(int32_t at_barrier);
+/* Every rank calls this with the epoch rank 0 got, at the same point. Ranks the move takes
+   elsewhere leave through it and come back out of it on their new host, with their memory,
+   call stack and pending requests; `area` (`size` bytes of guest memory) holds their call
+   stack meanwhile. Returns 1 if the placement changed, 0 if the move was called off. */
+FMPI_IMPORT(fmpi_migrate) int32_t fmpi_migrate(int32_t epoch, void *area, int32_t size);
+
 #endif

@@ -1,0 +1,88 @@
+"""The bin-pack migration rule (faabric: BinPackScheduler's DIST_CHANGE and
+`minimiseNumOfMigrations`): should a running app move, and which ranks?
+
+Give the app its own slots back, re-place it greedily on the hosts with the most free slots,
+and accept the result only if it spans fewer hosts, or as many with fewer cross-host rank
+pairs. Then keep every rank it can on its old host. It only decides: it must not do I/O,
+read a clock, keep state or reserve slots (the planner reserves them and talks to workers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from faabric.scheduling._placement import DoNotMigrate, HostSlots, Migration, Moves
+
+
+def bin_pack_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> Migration:
+    """Decide whether the app running on `placement` should move (see `Policy.migrate`).
+
+    Hosts are sorted by free slots counting the app's own as free (descending), ties broken
+    by how many of the app's ranks each runs, then total slots, then name; the ranks fill
+    them in that order. Ranks on hosts missing from `hosts` cannot stay where they are.
+    """
+    _check(hosts, placement)
+    own = Counter(placement)
+    free = {host.name: host.free + own.get(host.name, 0) for host in hosts}
+    order = sorted(
+        hosts,
+        key=lambda h: (free[h.name], own.get(h.name, 0), h.slots, h.name),
+        reverse=True,
+    )
+    size = len(placement)
+    if sum(free.values()) < size:
+        return DoNotMigrate()  # only possible when some of its hosts are missing
+    counts: dict[str, int] = {}
+    left = size
+    for host in order:
+        take = min(free[host.name], left)
+        if take:
+            counts[host.name] = take
+            left -= take
+    if _cost(counts, size) >= _cost(own, size):
+        return DoNotMigrate()
+    return _fewest_moves(placement, counts, [host.name for host in order])
+
+
+def cross_host_links(counts: Mapping[str, int]) -> int:
+    """How many pairs of ranks run on different hosts: sum of n_h * (N - n_h) / 2."""
+    size = sum(counts.values())
+    return sum(n * (size - n) for n in counts.values()) // 2
+
+
+def _cost(counts: Mapping[str, int], size: int) -> tuple[int, int]:
+    # Lexicographic: fewer hosts first, then fewer cross-host pairs.
+    used = {name: n for name, n in counts.items() if n}
+    return len(used), cross_host_links(used)
+
+
+def _fewest_moves(
+    placement: Sequence[str], counts: Mapping[str, int], order: Sequence[str]
+) -> Moves:
+    """Keep each rank on its old host while the new per-host counts allow (lowest ranks
+    first), and send the others to the remaining places in the policy's host order."""
+    left = dict(counts)
+    moved: list[int] = []
+    for rank, host in enumerate(placement):
+        if left.get(host, 0) > 0:
+            left[host] -= 1
+        else:
+            moved.append(rank)
+    targets = [name for name in order for _ in range(left.get(name, 0))]
+    new = list(placement)
+    for rank, host in zip(moved, targets, strict=True):
+        new[rank] = host
+    return Moves(placement=tuple(new), moved=tuple(moved))
+
+
+def _check(hosts: Sequence[HostSlots], placement: Sequence[str]) -> None:
+    if not placement:
+        raise ValueError("a migration needs an app with at least one rank")
+    names = [host.name for host in hosts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate host names in {names}")
+    own = Counter(placement)
+    over = [host.name for host in hosts if own.get(host.name, 0) > host.used]
+    if over:
+        raise ValueError(f"hosts {over} run more of the app's ranks than they have used slots")
