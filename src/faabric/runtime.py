@@ -140,6 +140,7 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         reconnect_for=config.reconnect_for,
         data_address=data_plane.address,
         migrating=worlds,
+        send_rank=data_plane.send_rank,
     )
 
     def release() -> None:

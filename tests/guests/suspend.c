@@ -9,6 +9,7 @@ __attribute__((import_module("faabric_mpi"), import_name("fmpi_migrate")))
 int32_t fmpi_migrate(int32_t epoch, void *area, int32_t size);
 
 static char area[16384];
+static char tiny_area[32]; /* too small for the call stack: the unwind traps */
 static int calls;
 
 static long descend(int depth, long acc, char *heap) {
@@ -16,7 +17,9 @@ static long descend(int depth, long acc, char *heap) {
     snprintf(local, sizeof local, "depth-%d", depth);
     calls++;
     if (depth == 0) {
-        int answer = fmpi_migrate(3, area, sizeof area);
+        int tiny = heap[0] == 't';
+        int answer = fmpi_migrate(3, tiny ? tiny_area : area, tiny ? sizeof tiny_area
+                                                                 : sizeof area);
         printf("resumed with %d\n", answer);
         return acc + answer;
     }
@@ -25,9 +28,9 @@ static long descend(int depth, long acc, char *heap) {
     return below + depth;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     char *heap = malloc(16);
-    strcpy(heap, "heap-ok");
+    strcpy(heap, argc > 1 ? "tiny" : "heap-ok");
     printf("before\n");
     long total = descend(5, 1, heap);
     printf("total %ld calls %d\n", total, calls);

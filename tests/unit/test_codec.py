@@ -18,6 +18,7 @@ from faabric.messages.control import (
     KeepAlive,
     MigrationCancel,
     MigrationClaim,
+    MigrationFreeze,
     MigrationOffer,
     MigrationPoints,
     MigrationStart,
@@ -33,6 +34,7 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    ThawApp,
 )
 from faabric.messages.types import (
     AppInfo,
@@ -91,6 +93,8 @@ MESSAGES = [
     MigrationStart(4, 2, ("host-1", "host-1"), (("host-1", "127.0.0.1:9"),)),
     MigrationCancel(4, 2, "the offer expired"),
     RankMoved(4, 1, 2, "host-1"),
+    MigrationFreeze(4, 3, "host-2", (("host-2", "127.0.0.1:9"),)),
+    ThawApp(4, 4, ("host-1", "host-2"), (("host-1", "127.0.0.1:8"),)),
     *(Report(_result(outcome)) for outcome in OUTCOMES),
 ]
 

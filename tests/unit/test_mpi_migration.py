@@ -171,3 +171,19 @@ def test_a_lone_rank_times_out_waiting_for_the_planner(epoch: int) -> None:
     worlds["A"].attach(0, 0.2)
     with pytest.raises(GuestFault, match="timed out during a migration"):
         moves["A"].enter(0, epoch, 0)
+
+
+def test_a_freeze_sends_every_rank_to_the_park_host_after_the_fences() -> None:
+    from faabric.mpi.migration import Freeze
+
+    planner = Planner()
+    wire, _, moves = _hosts(planner)
+    rank0, out0 = _in_thread(lambda: moves["A"].enter(0, 4, 0))
+    rank1, out1 = _in_thread(lambda: moves["B"].enter(1, 4, 0))
+    for name in ("A", "B"):
+        moves[name].decided(4, Freeze("C"))
+    rank0.join(5)
+    rank1.join(5)
+    assert [type(o) for o in out0 + out1] == [Leave, Leave]
+    assert all(isinstance(o, Leave) and o.host == "C" for o in out0 + out1)
+    assert {n[0] for n in wire.notes} == {"fence"}  # nobody stays, so nobody says ready

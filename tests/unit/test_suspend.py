@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faabric.messages.types import Exited, Failed
+from faabric.messages.types import Exited, Failed, Trapped
 from faabric.toolchain.movable import MIGRATE_IMPORT, module_imports
 from faabric.wasm import HostCall, HostFunction, Launcher, ModuleCache, RunSpec, WasmEngine
 from faabric.wasm.suspend import Suspended, is_movable
@@ -64,3 +64,13 @@ def test_a_resume_into_a_smaller_memory_limit_fails_cleanly(
     second = Launcher(engine, (_migrate(1),)).run(module, small, None, resume=grown)
     assert isinstance(second.outcome, Failed)
     assert "cannot grow memory" in second.outcome.reason
+
+
+def test_a_call_stack_too_deep_for_the_unwind_area_is_a_clear_trap(
+    engine: WasmEngine, modules: ModuleCache, guests: dict[str, bytes]
+) -> None:
+    module = modules.get(modules.add(guests["suspend"]))
+    result = Launcher(engine, (_migrate(1),)).run(module, RunSpec(("suspend", "tiny")), None)
+    assert isinstance(result.outcome, Trapped)
+    assert result.outcome.message.startswith(
+        "the call stack at the migration point does not fit its 32 byte unwind area")

@@ -37,7 +37,7 @@ from faabric.messages.types import (
     Trapped,
     describe,
 )
-from faabric.mpi.migration import Start
+from faabric.mpi.migration import Freeze, Start
 from faabric.mpi.worlds import Membership, Worlds
 from faabric.snapshot import MemfdImage
 from faabric.threads.host_copy import HostCopy
@@ -234,14 +234,16 @@ class GranuleRunner:
         assert self._worlds is not None
         self._worlds.moved_away(rank.world, rank.rank)
         leave = departure.leave
-        placement = leave.decision.placement
+        decision = leave.decision
+        frozen = isinstance(decision, Freeze)  # a thaw sets its placement later
+        placement = decision.placement if isinstance(decision, Start) else batch.placement
         package = RankPackage(
             batch=dataclasses.replace(batch, placement=placement, peers=leave.decision.peers,
                                       indices=(rank.rank,)),
             index=rank.rank, epoch=departure.epoch, stack_pointer=suspended.stack_pointer,
             area=suspended.area, record=leave.record, stdout=result.stdout,
             stderr=result.stderr, output=io.output(), started=started,
-            seconds_left=max(0.0, deadline - time.monotonic()),
+            seconds_left=max(0.0, deadline - time.monotonic()), frozen=frozen,
         )
         try:
             self._send_rank(leave.host, transfer.encode(package, suspended.memory))

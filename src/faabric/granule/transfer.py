@@ -23,7 +23,8 @@ _LENGTH = struct.Struct("<Q")
 
 @dataclass(frozen=True, slots=True)
 class RankPackage:
-    """A rank on its way to `batch.placement[index]` under migration `epoch`."""
+    """A rank on its way to `batch.placement[index]` under migration `epoch`; or, `frozen`,
+    to a worker that keeps it until the app is thawed (its placement is then the old one)."""
 
     batch: Batch
     index: int
@@ -36,6 +37,7 @@ class RankPackage:
     output: bytes
     started: float
     seconds_left: float
+    frozen: bool = False
 
 
 _CODEC = Codec([RankPackage, Batch, AppSpec, RankRecord, PostedRecord, ArrivedRecord])

@@ -210,6 +210,33 @@ class RankMoved:
     to: str
 
 
+# -- spot hosts: an app on a host about to go, with no room elsewhere, is frozen -------------
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationFreeze:
+    """Planner -> every host of the app, answering its claim of `epoch`: every rank
+    suspends and sends its state to worker `park`, which keeps it without running it (each
+    old worker then reports `RankMoved(to=park)`). `peers` has `park`'s data-plane address."""
+
+    app_id: int
+    epoch: int
+    park: str
+    peers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThawApp:
+    """Planner -> the worker keeping a frozen app: send its ranks to `placement` (rank i to
+    placement[i]) under migration `epoch`, where they resume. The slots are the app's
+    already. `peers` has the data-plane address of every host in `placement`."""
+
+    app_id: int
+    epoch: int
+    placement: tuple[str, ...]
+    peers: tuple[tuple[str, str], ...] = ()
+
+
 ControlMessage = (
     Register
     | Registered
@@ -230,6 +257,8 @@ ControlMessage = (
     | MigrationStart
     | MigrationCancel
     | RankMoved
+    | MigrationFreeze
+    | ThawApp
 )
 
 CONTROL_CODEC = Codec(
@@ -253,6 +282,8 @@ CONTROL_CODEC = Codec(
         MigrationStart,
         MigrationCancel,
         RankMoved,
+        MigrationFreeze,
+        ThawApp,
         AppSpec,
         Batch,
         GranuleResult,

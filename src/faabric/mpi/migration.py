@@ -10,7 +10,9 @@ with them (`Leave`); the runner suspends them and sends them to their new host, 
 come back in through `arrived`. Each new host says it is ready once all ranks the new
 placement puts there are in; a rank returns from the point (and the world switches to the
 new placement) only when every new host is ready, so no message is ever sent to a rank that
-is not installed yet. Every wait ends at the rank's deadline or when the world fails.
+is not installed yet. A freeze is a move of every rank to one worker that keeps them
+without running them; a thaw later sends them on, and they come back in through `arrived`
+like any moved rank. Every wait ends at the rank's deadline or when the world fails.
 
 Rank 0's worker also keeps the app's current offer and counts its world barriers, so that
 it moves only at every K-th one. This module must not know about wasm or the planner's
@@ -61,13 +63,22 @@ class Start:
 
 
 @dataclass(frozen=True, slots=True)
+class Freeze:
+    """Every rank goes to worker `park`, which keeps it without running it (the app is
+    frozen until the planner thaws it elsewhere); `peers` has park's data-plane address."""
+
+    park: str
+    peers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CalledOff:
     """Nothing moves."""
 
     reason: str
 
 
-Decision = Start | CalledOff
+Decision = Start | Freeze | CalledOff
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +94,7 @@ class Leave:
 
     host: str
     record: RankRecord
-    decision: Start
+    decision: Start | Freeze
 
 
 @dataclass(slots=True)
@@ -175,7 +186,7 @@ class Migrations:
         with self._cond:
             self._wait(rank, lambda: state.decision is not None, "the planner's decision")
             decision = state.decision
-            if not isinstance(decision, Start):
+            if isinstance(decision, CalledOff) or decision is None:
                 return Stay(False)
             old = self._world.layout
             mine = sum(1 for host in old.placement if host == self._here)
@@ -187,6 +198,8 @@ class Migrations:
                 self._network.fence(host, self._world.app_id, epoch, self._here)
         with self._cond:
             self._wait(rank, lambda: others <= state.fences, "the other hosts' fences")
+            if isinstance(decision, Freeze):
+                return Leave(decision.park, self._world.take_rank(rank, base), decision)
             destination = decision.placement[rank]
             if destination != self._here:
                 return Leave(destination, self._world.take_rank(rank, base), decision)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from faabric.mpi.matching import Envelope
-from faabric.mpi.migration import Decision, Migrations, Start
+from faabric.mpi.migration import Decision, Freeze, Migrations, Start
 from faabric.mpi.network import DataPlane, PayloadReader
 from faabric.mpi.ranks import Layout
 from faabric.mpi.world import LocalWorld
@@ -137,7 +137,7 @@ class Worlds:
 
     def decided(self, app_id: int, epoch: int, decision: Decision) -> None:
         """The planner answered the app's claim of `epoch`."""
-        if isinstance(decision, Start):
+        if isinstance(decision, Start | Freeze):
             self._network.learn(decision.peers)
         self.migrations(app_id).decided(epoch, decision)
 

@@ -68,6 +68,7 @@ class _Live:
     thread_exit: bool = False
     found_memory: _raw.MemoryHandle | None = None
     suspended_at: int | None = None  # the unwind area, once the instance asked to suspend
+    suspended_size: int = 0
     rewinding: bool = False  # resumed: the next `resuming()` ends the rewind
 
     @property
@@ -113,7 +114,7 @@ class _Live:
                              "without -fopenmp or -pthread")
         self.memory().write(area, area_header(area, size), "unwind area")
         _raw.caller_call(self.caller, self.context, START_UNWIND, area)
-        self.suspended_at = area
+        self.suspended_at, self.suspended_size = area, size
 
     def resuming(self) -> bool:
         if not self.rewinding:

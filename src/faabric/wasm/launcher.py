@@ -288,7 +288,11 @@ class Launcher:
         except GuestFault as fault:
             return Failed(str(fault))
         if live.suspended_at is not None:
-            return suspend.capture(store, instance, live.suspended_at)
+            try:
+                return suspend.capture(store, instance, live.suspended_at)
+            except wasmtime.Trap:  # asyncify found its area overrun
+                return Trapped(f"the call stack at the migration point does not fit its "
+                               f"{live.suspended_size} byte unwind area")
         return Exited(0)
 
     def _ended(self, error: BaseException, live: _Live) -> Outcome | None:

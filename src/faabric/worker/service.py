@@ -28,6 +28,7 @@ from faabric.messages.control import (
     KeepAlive,
     MigrationCancel,
     MigrationClaim,
+    MigrationFreeze,
     MigrationOffer,
     MigrationPoints,
     MigrationStart,
@@ -43,16 +44,23 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    ThawApp,
 )
-from faabric.messages.types import Batch, Cancelled, GranuleResult
-from faabric.mpi.migration import CalledOff, Decision, Start
+from faabric.messages.types import Batch, Cancelled, Failed, GranuleResult
+from faabric.mpi.migration import CalledOff, Decision, Freeze, Start
 from faabric.transport.framing import FramedSocket, connect
 from faabric.transport.outbox import Outbox
+from faabric.wasm.host import GuestFault
+from faabric.worker.parked import ParkedRanks
 from faabric.worker.scaling import ScaleClient
 
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT = 10.0
+RankSender = Callable[[str, tuple[bytes | memoryview, ...]], None]  # host, MOVE frame parts
+FromPlanner = (
+    MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel | MigrationFreeze
+)
 ToPlanner = (
     KeepAlive | Report | ScaleRequest | ScaleRelease | MigrationPoints | MigrationClaim | RankMoved
 )
@@ -121,6 +129,7 @@ class Worker:
         reconnect_for: float,
         data_address: str = "",
         migrating: Migrating | None = None,
+        send_rank: RankSender | None = None,
     ) -> None:
         self.name = name
         self.slots = slots
@@ -129,6 +138,8 @@ class Worker:
         self._reconnect_for = reconnect_for
         self._data_address = data_address
         self._migrating = migrating
+        self._send_rank = send_rank
+        self.parked = ParkedRanks()
         self.scaling = ScaleClient(self._send)
         self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -233,18 +244,21 @@ class Worker:
                     with self._conn_lock:
                         self._stopped_apps.add(app_id)
                     self._runner.stop(app_id, "the app was stopped")
+                    self.parked.drop(app_id)
+                case ThawApp(app_id, epoch, placement, peers):
+                    threading.Thread(target=self._thaw, args=(app_id, epoch, placement, peers),
+                                     name=f"thaw-{app_id}", daemon=True).start()
                 case ScaleGranted() | ScaleRefused():
                     self.scaling.answered(message)
-                case MigrationOffer() | MigrationWithdrawn() | MigrationStart() | MigrationCancel():
+                case (MigrationOffer() | MigrationWithdrawn() | MigrationStart()
+                      | MigrationCancel() | MigrationFreeze()):
                     self._migration(message)
                 case Goodbye(reason):
                     raise BrokenError(f"the planner said goodbye ({reason})")
                 case _:
                     log.warning("unexpected %s from the planner", type(message).__name__)
 
-    def _migration(
-        self, message: MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel
-    ) -> None:
+    def _migration(self, message: FromPlanner) -> None:
         worlds = self._migrating
         if worlds is None:
             log.warning("a migration message for a worker without MPI worlds")
@@ -258,6 +272,8 @@ class Worker:
                 worlds.decided(app_id, epoch, Start(placement, peers))
             case MigrationCancel(app_id, epoch, reason):
                 worlds.decided(app_id, epoch, CalledOff(reason))
+            case MigrationFreeze(app_id, epoch, park, peers):
+                worlds.decided(app_id, epoch, Freeze(park, peers))
 
     # -- what the MPI worlds here tell the planner (mpi.worlds.PlannerLink) ---------------
 
@@ -270,10 +286,30 @@ class Worker:
         self._send(MigrationClaim(app_id, epoch))
 
     def take_rank(self, payload: bytearray) -> None:
-        """A rank another worker moved here (a MOVE frame): run it on a slot thread. The
-        planner holds a slot here for it."""
+        """A rank another worker moved here (a MOVE frame): run it on a slot thread (the
+        planner holds a slot here for it), or keep it if its app is being frozen."""
         package, memory = transfer.decode(payload)
-        self._tasks.put(_Resume(package, memory))
+        if package.frozen:
+            self.parked.park(package, memory)
+        else:
+            self._tasks.put(_Resume(package, memory))
+
+    def _thaw(self, app_id: int, epoch: int, placement: tuple[str, ...],
+              peers: tuple[tuple[str, str], ...]) -> None:
+        """Send a frozen app's ranks to their new hosts; a rank that cannot go (or is not
+        kept here) fails, which ends the app."""
+        thawed, missing = self.parked.thaw(app_id, epoch, placement, peers)
+        failures = [(index, f"worker {self.name} does not keep it") for index in missing]
+        for rank in thawed:
+            try:
+                if self._send_rank is None:
+                    raise BrokenError("this worker cannot send ranks")
+                self._send_rank(rank.host, transfer.encode(rank.package, rank.memory))
+            except (FaabricError, GuestFault, OSError) as error:
+                failures.append((rank.package.index, f"cannot reach worker {rank.host}: {error}"))
+        for index, why in failures:
+            outcome = Failed(f"rank {index} could not be thawed: {why}")
+            self._send(Report(GranuleResult(app_id, index, self.name, outcome)))
 
     def _keepalive_loop(self, interval: float) -> None:
         while not self._stopping.wait(interval):
