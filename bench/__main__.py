@@ -9,7 +9,8 @@ With --markdown the table (and the run's context) replaces the text between the 
 that block. Ray rows are skipped, with a note, when Ray cannot be imported; OpenMPI rows when
 mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether, and
 `--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py), and
-`--no-migration` the cost of making MPI programs movable (bench/migration.py).
+`--no-migration` the cost of making MPI programs movable (bench/migration.py) and of moving
+them while they run (bench/moves.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, migration, mpi, openmp, peers, teams
+from bench import cluster, compute, granule_start, migration, moves, mpi, openmp, peers, teams
 from bench import snapshot as snapshots
 from bench.common import (
     Row,
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-teams", action="store_true",
                         help="skip the OpenMP teams spanning 2 workers")
     parser.add_argument("--no-migration", action="store_true",
-                        help="skip the cost of asyncify in movable MPI programs")
+                        help="skip movable MPI programs: asyncify's cost, moving ranks")
     parser.add_argument("--no-diagnostics", action="store_true",
                         help="skip the [diag] variants of the cluster and movable-MPI rows")
     args = parser.parse_args(argv)
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             moved = migration.measure_movable_cost(7 if quick else 11, cache, quick)
             rows += migration.rows(moved)
             notes += migration.notes(moved)
+            say("4c. moving MPI ranks: pause vs memory, pull-together (bench/moves.py)")
+            moving = moves.measure(cache, quick)
+            rows += moves.rows(moving)
+            notes += moves.notes(moving)
 
         say("5. OpenMP: wasm teams vs native libomp")
         measured = openmp.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick)

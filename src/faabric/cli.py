@@ -1,4 +1,4 @@
-"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status.
+"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status, evict.
 
 Parses arguments, builds configs (command line > environment > TOML > defaults), hands them
 to `runtime` and prints results. Every FaabricError becomes one line on stderr and a non-zero
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_cluster(sub)
     _add_status(sub)
+    _add_evict(sub)
     sub.add_parser("cc", help="compile C to wasm (clang-style arguments)")
     sub.add_parser("c++", help="compile C++ to wasm (clang-style arguments)")
     return parser
@@ -88,6 +90,11 @@ def _add_run(sub: Any) -> None:
                        help="MPI ranks may be moved at every K-th barrier (default 1)")
     moves.add_argument("--no-migrate", action="store_true", dest="no_migrate",
                        help="never move the app's ranks (same as --migrate-every 0)")
+    p.add_argument("--elastic", action="store_true", default=None,
+                   help="OpenMP regions without num_threads grow to the worker's free slots "
+                   "at each fork (docs/openmp.md)")
+    p.add_argument("--policy", help="scheduling policy of this app: bin-pack, compact or "
+                   "spot (default: the cluster's)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("program", help="a .c, .cpp or .wasm file")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments after '--' go to the guest")
@@ -102,6 +109,8 @@ def _add_planner(sub: Any) -> None:
                    help="port workers connect to (default 8081)")
     p.add_argument("--keepalive-timeout", type=float, dest="keepalive_timeout",
                    help="seconds without keep-alive before a worker is dropped (default 5)")
+    p.add_argument("--policy", help="scheduling policy of apps that name none: bin-pack "
+                   "(default), compact or spot")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.set_defaults(func=_cmd_planner)
 
@@ -125,6 +134,7 @@ def _add_cluster(sub: Any) -> None:
     up.add_argument("--port", type=int, help="planner HTTP port (default 8080)")
     up.add_argument("--control-port", type=int, dest="control_port",
                     help="planner control port (default 8081)")
+    up.add_argument("--policy", help="scheduling policy (default bin-pack)")
     up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     up.set_defaults(func=_cmd_cluster_up)
 
@@ -134,6 +144,14 @@ def _add_status(sub: Any) -> None:
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_cmd_status)
+
+
+def _add_evict(sub: Any) -> None:
+    p = sub.add_parser("evict", help="announce a worker's eviction: it gets no new granules "
+                       "and its apps are moved away or frozen")
+    p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
+    p.add_argument("host", help="the worker's name, as 'faabric status' shows it")
+    p.set_defaults(func=_cmd_evict)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -146,19 +164,19 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if args and args[0] == "--":
         args = args[1:]
     options = _options(ns, "n", "hosts", "slots", "planner", "timeout", "memory_limit",
-                       "migrate_every")
+                       "migrate_every", "elastic", "policy")
     if ns.no_migrate:
         options["migrate_every"] = 0
     config = load(RunConfig, "run", options)
     return run_program(config, ns.program, args, env=ns.env, input_file=ns.input_file,
-                       verbose=ns.verbose)
+                       verbose=ns.verbose, user=os.environ.get("USER", ""))
 
 
 def _cmd_planner(ns: argparse.Namespace) -> int:
     from faabric.runtime import RunningPlanner
 
     config = load(PlannerConfig, "planner",
-                  _options(ns, "host", "port", "control_port", "keepalive_timeout"))
+                  _options(ns, "host", "port", "control_port", "keepalive_timeout", "policy"))
     planner = RunningPlanner(config).start()
     print(f"faabric planner listening on {planner.url} (workers: port "
           f"{planner.control.port})", file=sys.stderr, flush=True)
@@ -185,7 +203,8 @@ def _cmd_worker(ns: argparse.Namespace) -> int:
 def _cmd_cluster_up(ns: argparse.Namespace) -> int:
     from faabric.runtime import EmbeddedCluster
 
-    planner = load(PlannerConfig, "planner", _options(ns, "host", "port", "control_port"))
+    planner = load(PlannerConfig, "planner",
+                   _options(ns, "host", "port", "control_port", "policy"))
     slots = load(WorkerConfig, "worker", _options(ns, "slots")).slots
     with EmbeddedCluster(hosts=ns.hosts, slots=slots, planner=planner) as cluster:
         print(f"faabric cluster up: planner {cluster.url}, {ns.hosts} worker(s) x {slots} "
@@ -207,12 +226,28 @@ def _cmd_status(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evict(ns: argparse.Namespace) -> int:
+    from faabric.planner.client import PlannerClient
+
+    url = load(WorkerConfig, "worker", _options(ns, "planner")).planner
+    client = PlannerClient(url, timeout=10)
+    try:
+        client.evict(ns.host)
+    finally:
+        client.close()
+    print(f"faabric: worker {ns.host} is being evicted: it gets no new granules; its apps "
+          "move away or freeze ('faabric status' shows them)", file=sys.stderr)
+    return 0
+
+
 def format_status(status: dict[str, Any]) -> str:
-    """The human-readable status: `N hosts`, a line per host, then in-flight apps (ranks
-    per host, and for running apps how often the planner moved them)."""
+    """The human-readable status: `N hosts`, a line per host (`evicting` if announced for
+    eviction), then in-flight apps (ranks per host, the worker keeping a frozen app, and for
+    running apps how often the planner moved them)."""
     hosts = status["hosts"]
     lines = [f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"]
-    lines += [f"  {h['name']}  {h['used']}/{h['slots']} slots used" for h in hosts]
+    lines += [f"  {h['name']}  {h['used']}/{h['slots']} slots used"
+              + ("  evicting" if h.get("evicting") else "") for h in hosts]
     apps = status["apps"]
     lines.append(f"{len(apps)} app{'s' if len(apps) != 1 else ''} in flight")
     for app in apps:
@@ -220,6 +255,8 @@ def format_status(status: dict[str, Any]) -> str:
         for p in app["placement"]:
             where.setdefault(p["host"], []).append(p["index"])
         spread = ", ".join(f"{h}: {_ranges(ix)}" for h, ix in sorted(where.items()))
+        if app["state"] == "frozen":  # every rank is kept on one worker, not running
+            spread = f"kept on {', '.join(sorted(where))}"
         scaled = ", ".join(f"{s['host']}: +{s['slots']}" for s in app.get("scaled", []))
         moved = app.get("migrations", 0)
         moves = f"  moved {moved} time{'s' if moved != 1 else ''}"

@@ -41,6 +41,7 @@ class PlannerConfig:
     max_module_bytes: int = 512 << 20
     retain_finished: int = 10_000
     migration_offer_timeout: float = 30.0  # seconds an unclaimed migration offer is kept
+    policy: str = "bin-pack"  # the scheduling policy of apps that do not name their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class RunConfig:
     timeout: float = 300.0
     memory_limit: int = 1 << 30
     migrate_every: int = 1  # MPI apps may move at every k-th world barrier; 0: never
+    policy: str = ""  # the app's scheduling policy; empty: the cluster's
+    elastic: bool = False  # OpenMP teams grow to the worker's free slots at each fork
     cache_dir: Path = field(default_factory=default_cache_dir)
 
 
@@ -121,9 +124,22 @@ def _toml_table(env: Mapping[str, str], section: str) -> Mapping[str, Any]:
     return table
 
 
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     try:
+        if kind == "bool":
+            return _boolean(raw)
         if isinstance(raw, bool):
             raise ValueError("expected a number, not a boolean")
         if kind == "int":

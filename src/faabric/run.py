@@ -18,6 +18,7 @@ from typing import Any
 from faabric.config import RunConfig
 from faabric.errors import ApiError, ConfigError, FaabricError
 from faabric.planner.client import PlannerClient
+from faabric.scheduling import get_policy
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,14 @@ def run_program(
     env: Sequence[str] = (),
     input_file: str | None = None,
     verbose: bool = False,
+    user: str = "",
 ) -> int:
-    """Run `program` as `config.n` granules; returns the exit status for the shell."""
+    """Run `program` as `config.n` granules for `user` (who submits it, for the compact
+    policy); returns the exit status for the shell."""
     if config.n < 1 or config.hosts < 1 or config.slots < 1:
         raise ConfigError("-n, --hosts and --slots must be at least 1")
+    if config.policy:
+        get_policy(config.policy)  # an unknown name is a one-line error before any build
     wasm = load_program(Path(program), config.cache_dir, verbose=verbose)
     app = {
         "module": "",
@@ -48,6 +53,9 @@ def run_program(
         "timeout": config.timeout,
         "memory_limit": config.memory_limit,
         "migrate_every": config.migrate_every,
+        "elastic": config.elastic,
+        "user": user,
+        "policy": config.policy,
     }
     with _planner(config, verbose) as client:
         app["module"] = client.upload_module(wasm)

@@ -22,19 +22,21 @@ from types import TracebackType
 from faabric.config import PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
-from faabric.granule.team_slots import TeamSlots
+from faabric.granule.team_slots import ElasticLink, TeamSlots
 from faabric.mpi.network import DataPlane
 from faabric.mpi.worlds import Worlds
 from faabric.planner.client import PlannerClient
 from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
 from faabric.planner.service import PlannerService
+from faabric.scheduling import get_policy
 from faabric.threads import ThreadPolicy, thread_functions
 from faabric.threads.service import TeamService
 from faabric.threads.team_functions import TeamFunctions
 from faabric.threads.wire import TeamWire
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
+from faabric.worker.scaling import ScaleClient
 from faabric.worker.service import PlannerAddress, Worker
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class RunningPlanner:
             retain_finished=config.retain_finished,
             max_module_bytes=config.max_module_bytes,
             migration_offer_timeout=config.migration_offer_timeout,
+            policy=get_policy(config.policy),
         )
         self.control = ControlServer(listen(config.host, config.control_port), self.service)
         try:
@@ -114,15 +117,11 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     wire = TeamWire(data_plane)
     teams = TeamService(name, wire)
     data_plane.start(worlds, wire.router(teams.received), lambda payload: worker.take_rank(payload))
-    # The worker is made below; these run only once it serves granules.
-    team_slots = TeamSlots(
-        lambda app_id, count, local: worker.scaling.request(app_id, count, local=local),
-        lambda app_id, count: worker.scaling.release(app_id, count),
-        team_size=config.slots, host=name, learn=teams.learn,
-    )
+    # The worker is made below; its scale client is used only once it serves granules.
+    team_slots = _team_slots(lambda: worker.scaling, config.slots, name, teams)
     functions = (
         *thread_functions(ThreadPolicy(default_team=config.slots), team_slots),
-        *TeamFunctions(teams, team_slots.plan).functions(),
+        *TeamFunctions(teams, team_slots.plan, team_slots).functions(),
     )
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
                            teams=teams, extra_functions=functions,
@@ -140,7 +139,7 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         reconnect_for=config.reconnect_for,
         data_address=data_plane.address,
         migrating=worlds,
-        send_rank=data_plane.send_rank,
+        courier=data_plane,
     )
 
     def release() -> None:
@@ -149,6 +148,21 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         engine.close()
 
     return worker, release
+
+
+def _team_slots(scaling: Callable[[], ScaleClient], slots: int, name: str,
+                teams: TeamService) -> TeamSlots:
+    """The slots of this worker's granules' threads, asked of the planner through the
+    worker's scale client (`scaling()`), elastic forks included."""
+    elastic = ElasticLink(
+        lambda app_id, count: scaling().request(app_id, count, local=True, up_to=True),
+        lambda app_id, index, threads: scaling().resized(app_id, index, threads),
+    )
+    return TeamSlots(
+        lambda app_id, count, local: scaling().request(app_id, count, local=local),
+        lambda app_id, count: scaling().release(app_id, count),
+        team_size=slots, host=name, learn=teams.learn, elastic=elastic,
+    )
 
 
 @dataclass(frozen=True, slots=True)

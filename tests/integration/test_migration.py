@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,64 @@ def test_a_migration_to_a_host_that_dies_fails_naming_it(
     assert done["status"] != 0
     reasons = " ".join(str(r["outcome"]) for r in done["results"])
     assert "alpha" in reasons, reasons
+
+
+def _reference(run_cli: Cli, tmp_path: Path, programs: dict[str, bytes]) -> str:
+    (tmp_path / "app.wasm").write_bytes(programs["mpi_migrate"])
+    still = run_cli("run", "-n", "4", "--slots", "4", "--no-migrate", "app.wasm", "--",
+                    ITERATIONS, WORK)
+    assert still.returncode == 0, still.stderr
+    return still.stdout
+
+
+def test_an_evicted_host_s_ranks_move_away_and_finish_right(
+    make_cluster: Callable[..., Cluster], programs: dict[str, bytes], run_cli: Cli,
+    tmp_path: Path,
+) -> None:
+    cluster = make_cluster({"alpha": 4, "beta": 4})
+    client = cluster.client(timeout=120)
+    try:
+        app = client.upload_module(programs["mpi_migrate"])
+        started = client.submit(_app(app, 4, ITERATIONS, WORK))
+        first = {p["host"] for p in client.app(started["app_id"])["placement"]}
+        assert len(first) == 1
+        (doomed,) = first
+        time.sleep(0.5)  # past its first barrier: it has migration points
+        client.evict(doomed)
+        done = client.wait_app(started["app_id"], 120)
+    finally:
+        client.close()
+    assert done["status"] == 0, done
+    stdout, hosts = _outputs(done)
+    assert doomed not in hosts, (hosts, done["events"])
+    kinds = [event["kind"] for event in done["events"]]
+    assert "evicted" in kinds and "migrated" in kinds, kinds
+    assert stdout == _reference(run_cli, tmp_path, programs)
+
+
+def test_with_no_room_an_evicted_app_freezes_and_thaws_when_a_worker_joins(
+    make_cluster: Callable[..., Cluster], programs: dict[str, bytes], run_cli: Cli,
+    tmp_path: Path,
+) -> None:
+    cluster = make_cluster({"alpha": 4, "beta": 2})
+    client = cluster.client(timeout=120)
+    try:
+        spin = client.upload_module(programs["spin"])
+        app = client.upload_module(programs["mpi_migrate"])
+        started = client.submit(_app(app, 4, ITERATIONS, WORK))
+        assert {p["host"] for p in client.app(started["app_id"])["placement"]} == {"alpha"}
+        client.submit(_app(spin, 2, "60000"))  # beta is full: nowhere to move to
+        time.sleep(0.5)
+        client.evict("alpha")
+        wait_until(lambda: client.app(started["app_id"])["state"] == "frozen", 60,
+                   "the app to freeze")
+        cluster.add_worker("gamma", 4)
+        done = client.wait_app(started["app_id"], 120)
+    finally:
+        client.close()
+    assert done["status"] == 0, (done["results"], done["events"])
+    stdout, hosts = _outputs(done)
+    assert set(hosts) == {"gamma"}, (hosts, done["events"])
+    kinds = [event["kind"] for event in done["events"]]
+    assert {"evicted", "frozen", "thawed"} <= set(kinds), kinds
+    assert stdout == _reference(run_cli, tmp_path, programs)

@@ -34,6 +34,7 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    TeamResized,
     ThawApp,
 )
 from faabric.messages.types import (
@@ -80,12 +81,15 @@ MESSAGES = [
     KeepAlive(),
     RunBatch(Batch(4, SPEC, (0, 2))),
     RunBatch(Batch(5, AppSpec("cd" * 32, 1), ())),
+    RunBatch(Batch(6, AppSpec("cd" * 32, 1, elastic=True), ())),
     StopApp(4),
     Goodbye("shutting down"),
     ScaleRequest(4, 17, 3),
     ScaleGranted(17, (("host-1", 2), ("host-2", 1))),
     ScaleRefused(18, "3 slots asked, 1 free", 1),
     ScaleRelease(4, 2),
+    ScaleRequest(4, 18, 7, True, True),
+    TeamResized(4, 0, 3),
     MigrationPoints(4),
     MigrationOffer(4, 2),
     MigrationWithdrawn(4, 2),

@@ -158,8 +158,9 @@ def test_health_and_config(planner: RunningPlanner, api: Http) -> None:
 def test_client_reads_the_same_documents(client: PlannerClient, workers: Any) -> None:
     workers("w1", 3)
     assert client.health()["status"] == "ok"
-    assert client.hosts() == [{"name": "w1", "slots": 3, "used": 0}]
-    assert client.status() == {"hosts": [{"name": "w1", "slots": 3, "used": 0}], "apps": []}
+    w1 = {"name": "w1", "slots": 3, "used": 0, "evicting": False}
+    assert client.hosts() == [w1]
+    assert client.status() == {"hosts": [w1], "apps": []}
 
 
 def _openapi_path(pattern: re.Pattern[str]) -> str:
@@ -346,6 +347,11 @@ def test_chunked_body_is_411(planner: RunningPlanner) -> None:
         ({"module": DIGEST, "timeout": False}, "'timeout'"),
         ({"module": DIGEST, "memory_limit": 1024}, "'memory_limit'"),
         ({"module": DIGEST, "memory_limit": 1.5}, "'memory_limit'"),
+        ({"module": DIGEST, "policy": "fifo"},
+         "'policy' must be one of bin-pack, compact, spot (or empty for the cluster's)"),
+        ({"module": DIGEST, "policy": 1}, "'policy'"),
+        ({"module": DIGEST, "user": 7}, "'user'"),
+        ({"module": DIGEST, "user": "u" * 257}, "'user'"),
     ],
 )
 def test_bad_submission_is_400(
@@ -672,7 +678,7 @@ def test_reset_forgets_apps_and_frees_slots(
     assert DIGEST in planner.service.modules  # modules survive a reset
     # a late report for a forgotten app is ignored
     worker.conn.send(Report(GranuleResult(running["app_id"], 0, "w", Exited(0))))
-    assert client.hosts() == [{"name": "w", "slots": 1, "used": 0}]
+    assert client.hosts() == [{"name": "w", "slots": 1, "used": 0, "evicting": False}]
 
 
 def test_new_worker_gets_registered_before_work(
@@ -706,3 +712,47 @@ def test_closed_framed_socket_refuses(planner: RunningPlanner) -> None:
     with pytest.raises(ClosedError):
         worker.conn.send(KeepAlive())
     eventually(lambda: planner.service.hosts() == [])
+
+
+# -- eviction ----------------------------------------------------------------------------------
+
+
+def test_evicting_an_unknown_host_is_404(api: Http, client: PlannerClient) -> None:
+    status, _, doc = api.request("POST", "/v1/hosts/nope/evict")
+    assert (status, doc) == (404, {"error": "no worker named nope is registered"})
+    with pytest.raises(ApiError, match="no worker named a b is registered"):
+        client.evict("a b")
+    status, _, _ = api.request("GET", "/v1/hosts/nope/evict")
+    assert status == 405
+
+
+def test_evicting_a_host_is_idempotent_and_shown(
+    api: Http, client: PlannerClient, workers: Any, uploaded: str
+) -> None:
+    _, spec = api.get("/v1/openapi.json")
+    workers("w1", 2)
+    workers("w2", 2)
+    for _ in range(2):
+        status, _, doc = api.request("POST", "/v1/hosts/w2/evict")
+        assert (status, doc) == (200, {"host": "w2", "evicting": True})
+        _validator(spec, "Evicting").validate(doc)
+    assert [(h["name"], h["evicting"]) for h in client.hosts()] == [
+        ("w1", False), ("w2", True)
+    ]
+    _validator(spec, "Status").validate(api.get("/v1/status")[1])
+    # Nothing new lands on w2, though it has more free slots than w1 has left.
+    status, app = api.post_json("/v1/apps", {"module": uploaded, "size": 2})
+    assert status == 202 and {p["host"] for p in app["placement"]} == {"w1"}
+    status, app = api.post_json("/v1/apps", {"module": uploaded, "size": 3})
+    assert status == 409  # larger than the workers not being evicted
+
+
+def test_a_submission_names_its_policy_and_user(
+    planner: RunningPlanner, api: Http, workers: Any, uploaded: str
+) -> None:
+    workers("w1", 2)
+    doc = {"module": uploaded, "size": 1, "policy": "compact", "user": "alice"}
+    status, app = api.post_json("/v1/apps", doc)
+    assert status == 202
+    view = planner.service.app(app["app_id"])
+    assert view is not None and (view.spec.policy, view.spec.user) == ("compact", "alice")

@@ -1,10 +1,11 @@
-"""Property test: random sequences of planner events, migrations included, keep every invariant
-(`validate()` after each event), send migration messages only to live hosts, and leak no slot:
-once every granule has reported, every host is empty again.
+"""Property test: random sequences of planner events, migrations, evictions, freezes and thaws
+included, keep every invariant (`validate()` after each event), send migration and freeze
+messages only to live hosts, and leak no slot: once every granule has reported, every host is
+empty again.
 
 Each drawn action is read against the core's current state (which apps run, which offer is
-open, which ranks are moving), so claims, moves and results mostly name real things, with
-wrong epochs and hosts mixed in.
+open, which ranks are moving or going to their park), so claims, moves and parks mostly name
+real things, with wrong epochs and hosts mixed in.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from faabric.planner.core import (
     CancelMigration,
     Command,
     Event,
+    FreezeApp,
     GrantScale,
     GranuleFinished,
     HostAlive,
+    HostEvicted,
     HostLeft,
     HostRegistered,
     MigrationClaimed,
@@ -35,12 +38,15 @@ from faabric.planner.core import (
     ScaleReleased,
     ScaleRequested,
     StartMigration,
+    Thaw,
     Ticked,
     WithdrawMigration,
 )
 
 NAMES = ("h0", "h1", "h2", "h3", "h4", "h5")
-MIGRATION_COMMANDS = (OfferMigration, WithdrawMigration, StartMigration, CancelMigration)
+MIGRATION_COMMANDS = (
+    OfferMigration, WithdrawMigration, StartMigration, CancelMigration, FreezeApp, Thaw
+)
 
 
 class Driver:
@@ -56,6 +62,9 @@ class Driver:
         self.started: dict[int, tuple[int, tuple[str, ...]]] = {}  # app -> (epoch, placement)
         self.granted: dict[tuple[int, str], int] = {}  # (app, host) -> scale slots
         self.points: set[int] = set()  # apps told to have reached a migration point
+        self.freezing: dict[int, tuple[int, str]] = {}  # app -> (epoch, park) of its freeze
+        self.parked: dict[int, set[int]] = {}  # app -> ranks reported parked
+        self.thawed = 0
 
     def feed(self, event: Event) -> None:
         commands = self.core.handle(event)
@@ -74,6 +83,14 @@ class Driver:
                 self.offered[command.app_id] = command.epoch
             elif isinstance(command, StartMigration):
                 self.started[command.app_id] = (command.epoch, command.placement)
+            elif isinstance(command, FreezeApp):
+                self.freezing[command.app_id] = (command.epoch, command.park)
+            elif isinstance(command, Thaw):
+                assert self.freezing.pop(command.app_id)[1] == command.host, command
+                self.parked.pop(command.app_id, None)
+                evicting = {h.name for h in self.core.hosts() if h.evicting}
+                assert evicting.isdisjoint(command.placement), command
+                self.thawed += 1
             elif isinstance(command, GrantScale):
                 for host, count in command.placement:
                     key = (command.request_id, host)
@@ -201,6 +218,32 @@ def move(d: Driver, x: int, y: int) -> None:
                              placement[rank]))
 
 
+def evict(d: Driver, x: int, y: int) -> None:
+    name = _pick(sorted(d.core.host_names()), x) if y % 6 else NAMES[x % len(NAMES)]
+    if isinstance(name, str):
+        d.feed(HostEvicted(name))
+
+
+def park(d: Driver, x: int, y: int) -> None:
+    """A rank of a freezing app reaches its park (or, now and then, a wrong one); one time
+    in three every rank left does."""
+    app_id = _pick(sorted(d.freezing), x)
+    view = d.core.app(app_id) if isinstance(app_id, int) else None
+    if view is None:
+        return
+    epoch, to = d.freezing[view.app_id]
+    parked = d.parked.setdefault(view.app_id, set())
+    left = [i for i, _ in view.placement if i not in parked]
+    picked = left if y % 3 == 0 else [int(_pick(left, y) if left and y % 5 else y)]
+    for index in picked:
+        index %= len(view.placement)
+        wrong = 1 if y % 7 == 0 else 0
+        if not wrong:
+            parked.add(index)
+        host = dict(view.placement)[index]
+        d.feed(RankMovedAway(view.app_id, index, epoch + wrong, host, to))
+
+
 def tick(d: Driver, x: int, y: int) -> None:
     d.now += x % 25
     d.feed(Ticked())
@@ -227,12 +270,15 @@ def reset(d: Driver, x: int, y: int) -> None:
         d.started.clear()
         d.granted.clear()
         d.points.clear()
+        d.freezing.clear()
+        d.parked.clear()
 
 
 # Weighted by repetition; few submissions, since queued apps hold every migration back.
 ACTIONS: list[Callable[[Driver, int, int], None]] = [
     register, register, leave, alive, submit, result, finish, finish, points, points,
     claim, claim, claim, move, move, move, move, tick, scale, release, reset,
+    evict, park, park, park,
 ]
 
 actions = st.lists(
@@ -278,5 +324,25 @@ def test_a_long_migrating_run_moves_apps() -> None:
         move(driver, 0, y)
     view = driver.core.app(1)
     assert view is not None and view.migrations == 1
+    driver.drain()
+    assert all(h.used == 0 for h in driver.core.hosts())
+
+
+def test_a_long_freezing_run_freezes_and_thaws() -> None:
+    """The generator reaches freezes and thaws: a fixed walk through them."""
+    driver = Driver()
+    for name, slots in (("h0", 2), ("h1", 2)):
+        driver.feed(HostRegistered(name, slots))
+    submit(driver, 1, 1)  # app 1: two ranks on h1, at a migration point
+    submit(driver, 1, 0)  # app 2: two ranks on h0
+    evict(driver, 1, 1)  # h1: no room on h0, so app 1 is offered a freeze
+    claim(driver, 0, 1)
+    assert driver.freezing == {1: (1, "h0")}
+    for y in (0, 1):
+        park(driver, 0, y + 1)
+    view = driver.core.app(1)
+    assert view is not None and view.state is AppState.FROZEN
+    finish(driver, 0, 0)  # app 2 ends: app 1 thaws on h0
+    assert driver.thawed == 1 and driver.freezing == {}
     driver.drain()
     assert all(h.used == 0 for h in driver.core.hosts())

@@ -235,7 +235,9 @@ def test_in_flight_app_document_has_no_status() -> None:
 
 
 def test_host_and_app_info_documents() -> None:
-    assert host_document(HostInfo("h", 4, 1)) == {"name": "h", "slots": 4, "used": 1}
+    assert host_document(HostInfo("h", 4, 1)) == {
+        "name": "h", "slots": 4, "used": 1, "evicting": False}
+    assert host_document(HostInfo("h", 4, 1, evicting=True))["evicting"] is True
     info = AppInfo(3, "p", 2, AppState.RUNNING, ((0, "a"), (1, "b")), done=1, scaled=(("b", 2),))
     assert app_info_document(info) == {
         "app_id": 3,

@@ -199,6 +199,7 @@ class GranuleRunner:
             team = TeamContext(batch, index, time.monotonic() + batch.spec.timeout)
         state = GranuleState(batch.app_id, io, rank, team)
         problem: str | None = "failed inside faabric"
+        suspended = False  # the rank left for another host: it does not leave its world
         deadline = time.monotonic() + spec.timeout
         try:
             result = self._launcher.run(
@@ -206,21 +207,19 @@ class GranuleRunner:
                 None if rank is None else lambda: rank.world.detach(rank.rank), cancel=cancel,
                 resume=None if moved is None else moved.suspended,
             )
-            if isinstance(result.outcome, Suspended):
-                problem = None
-            else:
-                problem = None if result.outcome == Exited(0) else describe(result.outcome)
+            outcome = result.outcome
+            suspended = isinstance(outcome, Suspended)
+            problem = None if isinstance(outcome, Suspended) or outcome == Exited(0) else \
+                describe(outcome)
         finally:
             if team is not None:
                 self._end_region(team)
-            if rank is not None and self._worlds is not None and problem is not None:
+            if rank is not None and self._worlds is not None and not suspended:
                 self._worlds.leave(rank.world, rank.rank, problem)
-        if isinstance(result.outcome, Suspended):
-            assert rank is not None
+        if rank is not None and suspended:
             left = self._depart(rank, batch, io, result, (started, deadline))
             return left, b"", b""
-        if rank is not None and self._worlds is not None:
-            self._worlds.leave(rank.world, rank.rank, None)
+        assert not isinstance(result.outcome, Suspended)
         return result.outcome, result.stdout, result.stderr
 
     def _depart(self, rank: MpiRank, batch: Batch, io: GranuleIO, result: RunResult,

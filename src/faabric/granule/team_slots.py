@@ -11,6 +11,11 @@ teams still run here and the worker is oversubscribed meanwhile.
 `plan` serves OpenMP teams, which may span hosts: when this worker lacks slots for a whole
 team it asks for slots anywhere, and the threads granted on other workers run there (see
 faabric.threads.regions). Slots granted on other workers stay the app's until it ends.
+
+`elastic_fork` / `elastic_join` serve the forks of elastic apps (docs/openmp.md, "Elastic
+teams"): each fork asks for as many of the slots it wants as are free on this worker right
+now (a local "up to" request, never refused), the region runs with those, and the join gives
+them back and reports the team's size when it changed. They never span workers.
 This module must not start threads or talk to sockets.
 """
 
@@ -19,10 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from faabric.abi.state import TeamPlan, state_of
 from faabric.messages.control import ScaleGranted, ScaleRefused
-from faabric.wasm.host import HostCall
+from faabric.wasm.host import GuestFault, HostCall
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +38,32 @@ Release = Callable[[int, int], None]  # (app id, count)
 Learn = Callable[[tuple[tuple[str, str], ...]], None]  # data-plane addresses of workers
 
 
+@dataclass(frozen=True, slots=True)
+class ElasticLink:
+    """The planner calls of elastic forks: `request(app id, count)` asks for up to `count`
+    slots on this worker (a grant, possibly empty, or a refusal if the planner is lost);
+    `resized(app id, granule index, threads)` reports a team's new size."""
+
+    request: Callable[[int, int], ScaleGranted | ScaleRefused]
+    resized: Callable[[int, int, int], None]
+
+
 class TeamSlots:
     """How many extra slots each running granule holds, and the planner calls behind them."""
 
     def __init__(self, request: Request, release: Release, team_size: int, host: str,
-                 learn: Learn | None = None) -> None:
+                 learn: Learn | None = None, elastic: ElasticLink | None = None) -> None:
         self._request = request
         self._release = release
         self._team_size = max(1, team_size)
         self._host = host
         self._learn = learn
+        self._elastic_link = elastic
         self._lock = threading.Lock()
         self._held: dict[tuple[int, int], int] = {}  # (app id, index) -> extra slots held
         self._refused: set[tuple[int, int]] = set()  # granules refused their exact need
+        self._lent: dict[tuple[int, int], int] = {}  # slots of the elastic region running
+        self._sizes: dict[tuple[int, int], int] = {}  # team size of the last elastic region
 
     def reserve(self, call: HostCall, threads: int) -> None:
         """The calling granule is about to run `threads` threads besides its main one."""
@@ -78,7 +97,7 @@ class TeamSlots:
         app_id, index = key
         with self._lock:
             held = self._held.get(key, 0)
-            if threads <= held:
+            if threads <= held + self._lent.get(key, 0):
                 return True
             if key in self._refused:
                 return False  # the planner already refused this granule
@@ -97,10 +116,46 @@ class TeamSlots:
             return False
         return True
 
-    def ended(self, app_id: int, index: int) -> None:
-        """The granule ended: give its extra slots back."""
+    def elastic_fork(self, app_id: int, index: int, wanted: int) -> int:
+        """Threads (its own counted, 1..`wanted`) the granule's elastic region may run with:
+        the slots it holds plus as many of the missing ones as are free here now. They are
+        lent until `elastic_join`."""
+        key = (app_id, index)
         with self._lock:
-            held = self._held.pop((app_id, index), 0)
-            self._refused.discard((app_id, index))
+            held = self._held.get(key, 0)
+            if key in self._lent:
+                raise GuestFault("an elastic fork inside an elastic region")
+        lent = 0
+        if wanted - 1 > held and self._elastic_link is not None:
+            answer = self._elastic_link.request(app_id, wanted - 1 - held)
+            if isinstance(answer, ScaleGranted):
+                lent = sum(n for host, n in answer.placement if host == self._host)
+            else:
+                log.info("app %d granule %d: no elastic slots: %s", app_id, index,
+                         answer.reason)
+        with self._lock:
+            self._lent[key] = lent
+        return max(1, min(wanted, 1 + held + lent))
+
+    def elastic_join(self, app_id: int, index: int, threads: int) -> None:
+        """The granule's elastic region, which ran `threads` threads, ended: give back the
+        slots lent to it and report its size if it differs from the previous region's."""
+        key = (app_id, index)
+        with self._lock:
+            lent = self._lent.pop(key, 0)
+            previous = self._sizes.get(key, 1)
+            self._sizes[key] = threads
+        if lent:
+            self._release(app_id, lent)
+        if threads != previous and self._elastic_link is not None:
+            self._elastic_link.resized(app_id, index, threads)
+
+    def ended(self, app_id: int, index: int) -> None:
+        """The granule ended: give its extra slots back (with those of a region cut short)."""
+        key = (app_id, index)
+        with self._lock:
+            held = self._held.pop(key, 0) + self._lent.pop(key, 0)
+            self._refused.discard(key)
+            self._sizes.pop(key, None)
         if held:
             self._release(app_id, held)

@@ -91,19 +91,22 @@ class ScaleRequest:
 
     `request_id` is chosen by the worker (unique among its requests in flight) and echoed in
     the answer, `ScaleGranted` or `ScaleRefused`, which comes at once: a scale request never
-    waits for slots to free up.
+    waits for slots to free up. With `up_to` (an elastic OpenMP fork) the answer is always a
+    `ScaleGranted` of as many of the `count` slots as are free now, possibly none.
     """
 
     app_id: int
     request_id: int
     count: int
     local: bool = False  # only slots on the asking worker (threads that share its memory)
+    up_to: bool = False  # grant min(count, free slots) instead of refusing
 
 
 @dataclass(frozen=True, slots=True)
 class ScaleGranted:
-    """Planner -> worker: all the slots asked for, as (host name, slots) pairs summing to the
-    count, hosts already running the app first. They stay the app's until released with
+    """Planner -> worker: all the slots asked for (for an `up_to` request: those free, maybe
+    none), as (host name, slots) pairs summing to the count, hosts already running the app
+    first. They stay the app's until released with
     `ScaleRelease` or until the app finishes. `peers` holds the data-plane address
     ("ip:port") of every host in `placement` other than the asking worker."""
 
@@ -130,6 +133,17 @@ class ScaleRelease:
 
     app_id: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TeamResized:
+    """Worker -> planner: granule `index` of elastic app `app_id` ran the parallel region
+    that just ended with `threads` threads, not as many as its previous region (the first
+    region is compared with 1). Recorded as a "resized" event of the app."""
+
+    app_id: int
+    index: int
+    threads: int
 
 
 # -- migration: the planner moves ranks of a running MPI app (DIST_CHANGE) -----------------
@@ -250,6 +264,7 @@ ControlMessage = (
     | ScaleGranted
     | ScaleRefused
     | ScaleRelease
+    | TeamResized
     | MigrationPoints
     | MigrationOffer
     | MigrationWithdrawn
@@ -275,6 +290,7 @@ CONTROL_CODEC = Codec(
         ScaleGranted,
         ScaleRefused,
         ScaleRelease,
+        TeamResized,
         MigrationPoints,
         MigrationOffer,
         MigrationWithdrawn,

@@ -29,6 +29,12 @@ class AppSpec:
         memory_limit: bytes of linear memory a granule may grow to.
         migrate_every: an MPI app may be moved at every this-many-th `MPI_Barrier` on its
             world communicator (and at each `faabric_migration_point()`); 0: never moved.
+        elastic: OpenMP parallel regions whose team size the program left open get as many
+            threads as their worker has free slots at each fork (docs/openmp.md).
+        user: who submitted it (the compact policy never puts two users' apps on one
+            host); empty if unknown.
+        policy: the scheduling policy that places and moves it (`bin-pack`, `compact`,
+            `spot`); empty: the cluster's.
     """
 
     module: str
@@ -40,6 +46,9 @@ class AppSpec:
     timeout: float = DEFAULT_GRANULE_TIMEOUT
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     migrate_every: int = 1
+    elastic: bool = False
+    user: str = ""
+    policy: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,18 +162,22 @@ class GranuleResult:
 
 @dataclass(frozen=True, slots=True)
 class HostInfo:
-    """A registered worker host as the planner sees it."""
+    """A registered worker host as the planner sees it; `evicting` once it was announced for
+    eviction (it gets no new granules and its apps are moved away or frozen)."""
 
     name: str
     slots: int
     used: int
+    evicting: bool = False
 
 
 class AppState(StrEnum):
-    """Where an app is in its life: waiting for slots, running, or done."""
+    """Where an app is in its life: waiting for slots, running, frozen (its ranks kept on a
+    worker without running, holding no slot, until there is room again), or done."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    FROZEN = "frozen"
     FINISHED = "finished"
 
 

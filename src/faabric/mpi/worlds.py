@@ -129,17 +129,23 @@ class Worlds:
 
     def offered(self, app_id: int, epoch: int) -> None:
         """The planner offers the app (rank 0 runs here) a move under `epoch`."""
-        self.migrations(app_id).set_offer(epoch)
+        moves = self._live_migrations(app_id)
+        if moves is not None:
+            moves.set_offer(epoch)
 
     def withdrawn(self, app_id: int, epoch: int) -> None:
         """The planner took offer `epoch` back."""
-        self.migrations(app_id).drop_offer(epoch)
+        moves = self._live_migrations(app_id)
+        if moves is not None:
+            moves.drop_offer(epoch)
 
     def decided(self, app_id: int, epoch: int, decision: Decision) -> None:
         """The planner answered the app's claim of `epoch`."""
         if isinstance(decision, Start | Freeze):
             self._network.learn(decision.peers)
-        self.migrations(app_id).decided(epoch, decision)
+        moves = self._live_migrations(app_id)
+        if moves is not None:
+            moves.decided(epoch, decision)
 
     def never_started(self, membership: Membership, rank: int, problem: str) -> None:
         """Rank `rank` of a multi-host app cannot run here (its module could not be had):
@@ -177,10 +183,14 @@ class Worlds:
             world.acknowledged(token)
 
     def fenced(self, app_id: int, epoch: int, host: str) -> None:
-        self.migrations(app_id).fenced(epoch, host)
+        moves = self._live_migrations(app_id)
+        if moves is not None:
+            moves.fenced(epoch, host)
 
     def readied(self, app_id: int, epoch: int, host: str) -> None:
-        self.migrations(app_id).readied(epoch, host)
+        moves = self._live_migrations(app_id)
+        if moves is not None:
+            moves.readied(epoch, host)
 
     def failed(self, app_id: int, reason: str) -> None:
         with self._lock:
@@ -195,6 +205,11 @@ class Worlds:
         if world is None:
             world = self._worlds[app_id] = LocalWorld(app_id, self._network, self._clock)
         return world
+
+    def _live_migrations(self, app_id: int) -> Migrations | None:
+        """The app's migration protocol here, made if needed; None once the app ended."""
+        with self._lock:
+            return None if app_id in self._finished else self._migrations(app_id)
 
     def _migrations(self, app_id: int) -> Migrations:
         found = self._moves.get(app_id)

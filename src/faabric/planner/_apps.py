@@ -2,8 +2,8 @@
 
 `AppRecord` is mutable and private to the planner core; `AppView`, `AppEvent` and
 `Statistics` are frozen snapshots safe to give to other threads. The migration in progress
-of an app (`Offered | Committed`) lives on its record. No I/O, no clock, no scheduling
-decisions here.
+of an app (`Offered | Committed`) and its freeze (`FreezeOffered | Freezing | Frozen`) live
+on its record, with the policy it runs under. No I/O, no clock, no scheduling decisions here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from faabric.messages.types import AppInfo, AppSpec, AppState, GranuleResult
+from faabric.scheduling import Policy, bin_pack
 
 MAX_APP_EVENTS = 100  # per app; older events are dropped (an app offered often would grow)
 
@@ -26,6 +27,11 @@ class AppEventKind(StrEnum):
     STARTED = "started"  # a claim was accepted: the ranks move
     MIGRATED = "migrated"  # every moving rank left its old host
     ABANDONED = "abandoned"  # a started migration ended with the app (a host was lost)
+    EVICTED = "evicted"  # a host the app has ranks on was announced for eviction
+    STRANDED = "stranded"  # it must leave an evicted host but can neither move nor freeze
+    FROZEN = "frozen"  # every rank was parked: the app holds no slot until it is thawed
+    THAWED = "thawed"  # the frozen app got slots again: its ranks go there from the park
+    RESIZED = "resized"  # an elastic OpenMP team ran with a different number of threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +41,13 @@ class AppEvent:
     Attributes:
         time: planner clock time.
         kind: what happened.
-        epoch: the migration epoch it concerns (per app, from 1).
+        epoch: the migration epoch it concerns (per app, from 1); 0 for resized.
         detail: one line a user can read.
-        ranks: the ranks that move, ascending (empty for withdrawn, cancelled, abandoned).
+        ranks: the ranks that move, ascending (empty for withdrawn, cancelled, abandoned);
+            for resized the granule whose team it is.
         hosts: for offered and started the old and new hosts of those ranks, for migrated
-            their new hosts; sorted.
+            their new hosts; sorted. For resized the granule's host.
+        threads: for resized, the team's new size; None for the other kinds.
     """
 
     time: float
@@ -48,6 +56,7 @@ class AppEvent:
     detail: str
     ranks: tuple[int, ...] = ()
     hosts: tuple[str, ...] = ()
+    threads: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,38 @@ class Committed:
 
 
 Move = Offered | Committed
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeOffered:
+    """The app must leave a host being evicted and fits nowhere else: a freeze is offered
+    under `epoch` (at clock time `at`), not yet claimed. Nothing is reserved."""
+
+    epoch: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Freezing:
+    """The app claimed freeze `epoch`: every rank goes to worker `park`. `moving` holds the
+    ranks not parked yet; each still holds its slot where it runs, a parked one none."""
+
+    epoch: int
+    park: str
+    moving: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """Every rank is kept on worker `park`, not running, since clock time `at`; the app
+    holds no slot."""
+
+    epoch: int
+    park: str
+    at: float
+
+
+Freeze = FreezeOffered | Freezing | Frozen
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +163,7 @@ class Statistics:
     finished: int
     scaled_slots: int = 0  # slots held by running apps through scale changes
     reserved_slots: int = 0  # slots held on their new hosts by ranks waiting to move
+    frozen: int = 0  # apps whose ranks are parked, holding no slot
 
 
 @dataclass(slots=True)
@@ -145,6 +187,28 @@ class AppRecord:
     last_epoch: int = 0
     migrations: int = 0
     events: deque[AppEvent] = field(default_factory=lambda: deque(maxlen=MAX_APP_EVENTS))
+    # The policy it runs under (its own or the cluster's, bound to its user), and its freeze.
+    policy: Policy = bin_pack
+    freeze: Freeze | None = None
+
+    def note(
+        self,
+        now: float,
+        kind: AppEventKind,
+        epoch: int,
+        detail: str,
+        ranks: tuple[int, ...] = (),
+        hosts: tuple[str, ...] = (),
+    ) -> None:
+        """Add an entry to the app's placement history."""
+        self.events.append(AppEvent(now, kind, epoch, detail, ranks, hosts))
+
+    def resized(self, index: int, host: str, threads: int, now: float) -> None:
+        """Granule `index`'s elastic team, on `host`, now runs `threads` threads."""
+        detail = f"resized: granule {index} on {host} runs {threads} thread" + (
+            "s" if threads != 1 else "")
+        self.events.append(AppEvent(now, AppEventKind.RESIZED, 0, detail, (index,), (host,),
+                                    threads))
 
     @property
     def complete(self) -> bool:

@@ -67,13 +67,15 @@ class GranuleFinished:
 class ScaleRequested:
     """Worker `host` asks for `count` more slots for running app `app_id` (e.g. the threads
     of an OpenMP team). `request_id` is the worker's own, echoed in the answer. With `local`
-    only `host`'s own free slots may be granted."""
+    only `host`'s own free slots may be granted; with `up_to` the answer is a grant of
+    min(count, free slots), possibly none, never a refusal (an elastic OpenMP fork)."""
 
     app_id: int
     request_id: int
     count: int
     host: str
     local: bool = False
+    up_to: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,18 @@ class ScaleReleased:
     app_id: int
     host: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSizeChanged:
+    """Granule `index` of app `app_id`, on worker `host`, ran an elastic parallel region with
+    `threads` threads, not as many as its previous one. Unknown or finished apps are
+    ignored."""
+
+    app_id: int
+    index: int
+    host: str
+    threads: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +141,15 @@ class Reset:
     """Drop every app and the queue; hosts stay, with all slots free."""
 
 
+@dataclass(frozen=True, slots=True)
+class HostEvicted:
+    """Worker `name` was announced for eviction (a spot VM about to be taken away): it gets
+    no new granules, and the apps with ranks there are offered a move, or a freeze. Unknown
+    names and repeated announcements are ignored."""
+
+    name: str
+
+
 Event = (
     HostRegistered
     | HostAlive
@@ -136,11 +159,13 @@ Event = (
     | GranuleFinished
     | ScaleRequested
     | ScaleReleased
+    | TeamSizeChanged
     | MigrationPointsReached
     | MigrationClaimed
     | RankMovedAway
     | Ticked
     | Reset
+    | HostEvicted
 )
 
 # -- commands: what the shell must do -----------------------------------------------------------
@@ -189,8 +214,8 @@ class Cancel:
 @dataclass(frozen=True, slots=True)
 class GrantScale:
     """Tell worker `host` its scale request was granted: `placement` is (host, slots) pairs,
-    hosts already running the app first. The slots stay held by the app until released or
-    until the app finishes."""
+    hosts already running the app first (empty for an up-to request when nothing is free).
+    The slots stay held by the app until released or until the app finishes."""
 
     host: str
     request_id: int
@@ -250,6 +275,31 @@ class CancelMigration:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class FreezeApp:
+    """Tell worker `host` (one of every host app `app_id` runs on), answering the claim of
+    freeze `epoch`: every rank of the app suspends and goes to worker `park`, which keeps it
+    without running it. Each old worker reports every rank as moved to `park` (a rank
+    already on `park` too): its slot is freed."""
+
+    host: str
+    app_id: int
+    epoch: int
+    park: str
+
+
+@dataclass(frozen=True, slots=True)
+class Thaw:
+    """Tell worker `host` (the park of frozen app `app_id`) to send the app's ranks to
+    `placement` (rank i to placement[i]) under `epoch`, where they resume; their slots there
+    are already the app's."""
+
+    host: str
+    app_id: int
+    epoch: int
+    placement: tuple[str, ...]
+
+
 Command = (
     Dispatch
     | Reject
@@ -261,6 +311,8 @@ Command = (
     | WithdrawMigration
     | StartMigration
     | CancelMigration
+    | FreezeApp
+    | Thaw
 )
 
 # A granule that never ran on any host (its app failed while queued) is reported with this host.

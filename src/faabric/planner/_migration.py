@@ -4,8 +4,10 @@ placements, reserve their slots, commit claims, follow ranks as they move, withd
 The protocol is in `faabric.messages.control`. An offer reserves, on each new host, a slot for
 every rank that would move there, so a moving rank holds two slots (old and new host) from
 the offer until it has moved. The state of an app's migration lives on its `AppRecord`
-(`move`, `last_epoch`, `migrations`, `events`); this object keeps only the ids of the apps
-that may move. Part of the pure planner core, called by `PlannerCore` alone: no I/O, no
+(`move`, `last_epoch`, `migrations`, `events`), and the policy deciding it too (`policy`);
+this object keeps only the ids of the apps that may move. Offers of apps with a rank on a
+host being evicted (evacuations, made by `_spot.py` through `reserve`) are not withdrawn for
+the queue. Part of the pure planner core, called by `PlannerCore` alone: no I/O, no
 clock of its own (times are passed in), no threads. It must not start, queue or finish apps.
 """
 
@@ -29,7 +31,7 @@ from faabric.planner._events import (
     WithdrawMigration,
 )
 from faabric.planner._hosts import HostTable
-from faabric.scheduling import DoNotMigrate, Moves, Policy
+from faabric.scheduling import DoNotMigrate, Moves, MustFreeze
 
 
 class Migrations:
@@ -37,13 +39,13 @@ class Migrations:
 
     Args:
         hosts: the core's host table (slots are reserved and released there).
-        policy: whose `migrate` decides where an app should run.
         offer_timeout: an offer unclaimed for longer is withdrawn by `expire`.
+
+    Each app's own policy (`AppRecord.policy`) decides where it should run.
     """
 
-    def __init__(self, hosts: HostTable, policy: Policy, offer_timeout: float) -> None:
+    def __init__(self, hosts: HostTable, offer_timeout: float) -> None:
         self._hosts = hosts
-        self._policy = policy
         self._timeout = offer_timeout
         self._movable: set[int] = set()  # running apps that reached a migration point
 
@@ -75,35 +77,36 @@ class Migrations:
         """Reserve a better placement for each candidate app, by app id, and offer it.
 
         A candidate is running, reached a migration point, has every rank still running, no
-        scale-change slots and no migration open, and is not in `skip`. Each sees the slots
-        the previous ones took.
+        scale-change slots and no migration or freeze open, and is not in `skip`. Each sees
+        the slots the previous ones took.
         """
         commands: list[Command] = []
         for app_id in sorted(self._movable):
             if self._hosts.free_slots() == 0:
                 break  # a rank can only move to a free slot: it holds both until it moved
             app = apps[app_id]
-            if app.move is not None or app.results or app.scaled or app_id in skip:
+            if app.move or app.freeze or app.results or app.scaled or app_id in skip:
                 continue
             current = tuple(app.placement[rank] for rank in range(app.spec.size))
-            decision = self._policy.migrate(self._hosts.capacity(), current)
+            decision = app.policy.migrate(self._hosts.all_capacity(), current)
             match decision:
-                case Moves(placement, moved):
-                    commands.append(self._reserve(app, current, placement, moved, now))
-                case DoNotMigrate():
-                    continue
+                case Moves():
+                    commands.append(self.reserve(app, decision, now))
+                case DoNotMigrate() | MustFreeze():
+                    continue  # only an evacuation freezes (see `_spot.py`)
                 case _:
                     assert_never(decision)
         return commands
 
-    def _reserve(
-        self,
-        app: AppRecord,
-        current: tuple[str, ...],
-        placement: tuple[str, ...],
-        moved: tuple[int, ...],
-        now: float,
-    ) -> OfferMigration:
+    def reserve(self, app: AppRecord, decision: Moves, now: float) -> OfferMigration:
+        """Reserve the slots of `decision` for the running `app` and offer it.
+
+        Raises:
+            InternalError: the decision breaks the rules (wrong size, `moved` not the ranks
+                whose host changes, a rank sent to a full host or one being evicted).
+        """
+        current = tuple(app.placement[rank] for rank in range(app.spec.size))
+        placement, moved = decision.placement, decision.moved
         self._check_decision(app, current, placement, moved)
         for rank in moved:
             self._hosts.claim(placement[rank], (app.app_id, rank))
@@ -132,18 +135,40 @@ class Migrations:
             raise InternalError(f"policy moved app {app.app_id} to full hosts: {placement}")
 
     def has_offers(self, apps: Mapping[int, AppRecord]) -> bool:
-        """Whether any app holds an unclaimed offer (and its reserved slots)."""
-        return any(isinstance(apps[i].move, Offered) for i in self._movable)
+        """Whether any app holds an unclaimed offer (and its reserved slots), evacuations
+        of hosts being evicted left out."""
+        return any(self._yields(apps[i]) for i in self._movable)
 
     def withdraw_offers(
         self, apps: Mapping[int, AppRecord], now: float, reason: str
     ) -> list[Command]:
-        """Withdraw every unclaimed offer, releasing its slots."""
+        """Withdraw every unclaimed offer but evacuations, releasing its slots."""
         commands: list[Command] = []
         for app_id in sorted(self._movable):
             app = apps[app_id]
-            if isinstance(app.move, Offered):
+            if isinstance(app.move, Offered) and self._yields(app):
                 commands += self._withdraw(app, app.move, now, reason)
+        return commands
+
+    def _yields(self, app: AppRecord) -> bool:
+        """Whether the app's offer is one the queue may take back: not an evacuation."""
+        return isinstance(app.move, Offered) and not self._hosts.any_evicting(
+            app.placement.values()
+        )
+
+    def withdraw_touching(
+        self, apps: Mapping[int, AppRecord], names: set[str], now: float, reason: str
+    ) -> list[Command]:
+        """Withdraw the unclaimed offers of apps running on, or moving ranks to, any of
+        `names`."""
+        commands: list[Command] = []
+        for app_id in sorted(self._movable):
+            app = apps[app_id]
+            move = app.move
+            if isinstance(move, Offered):
+                new_hosts = {move.placement[rank] for rank in move.moving}
+                if names & (set(app.placement.values()) | new_hosts):
+                    commands += self._withdraw(app, move, now, reason)
         return commands
 
     def expire(
@@ -204,7 +229,7 @@ class Migrations:
             and app.placement[0] == event.host
         ):
             return self._commit(app, move, now)
-        return self._refuse(app, event, _refusal(app, event), now)
+        return self.refuse(app, event, _refusal(app, event), now)
 
     def _commit(self, app: AppRecord, move: Offered, now: float) -> list[Command]:
         ranks = tuple(sorted(move.moving))
@@ -219,9 +244,11 @@ class Migrations:
             for host in involved
         ]
 
-    def _refuse(
+    def refuse(
         self, app: AppRecord, event: MigrationClaimed, reason: str, now: float
     ) -> list[Command]:
+        """Refuse the claim with `CancelMigration` to every live host of the app with a rank
+        still running, and to the claimer."""
         hosts = {h for rank, h in app.placement.items() if rank not in app.results}
         hosts = {h for h in hosts | {event.host} if h in self._hosts}
         _note(app, now, AppEventKind.CANCELLED, event.epoch, f"claim refused: {reason}")
@@ -262,7 +289,7 @@ class Migrations:
         app.migrations += 1
         plural = "s" if len(move.ranks) > 1 else ""
         hosts = tuple(sorted({move.placement[r] for r in move.ranks}))
-        detail = f"migrated: rank{plural} {_ranges(move.ranks)} now on {', '.join(hosts)}"
+        detail = f"migrated: rank{plural} {rank_ranges(move.ranks)} now on {', '.join(hosts)}"
         _note(app, now, AppEventKind.MIGRATED, move.epoch, detail, move.ranks, hosts)
 
     # -- ranks ending, apps ending, hosts leaving ---------------------------------------------
@@ -382,12 +409,12 @@ def _describe(current: tuple[str, ...], placement: tuple[str, ...], ranks: Itera
     for rank in ranks:
         routes.setdefault((current[rank], placement[rank]), []).append(rank)
     return "; ".join(
-        f"rank{'s' if len(rs) > 1 else ''} {_ranges(rs)} {src} -> {dst}"
+        f"rank{'s' if len(rs) > 1 else ''} {rank_ranges(rs)} {src} -> {dst}"
         for (src, dst), rs in sorted(routes.items())
     )
 
 
-def _ranges(ranks: Iterable[int]) -> str:
+def rank_ranges(ranks: Iterable[int]) -> str:
     """`0-3,6`: sorted ranks as inclusive ranges."""
     parts: list[str] = []
     for rank in sorted(ranks):

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import msgpack
 
@@ -66,6 +66,12 @@ class PlannerClient:
     def reset(self) -> None:
         """POST /v1/reset."""
         self._call("POST", "/v1/reset")
+
+    def evict(self, host: str) -> dict[str, Any]:
+        """POST /v1/hosts/{host}/evict: announce a worker's eviction (ApiError 404 if it is
+        not registered)."""
+        path = f"/v1/hosts/{quote(host, safe='')}/evict"
+        return cast(dict[str, Any], self._call("POST", path))
 
     def upload_module(self, data: bytes) -> str:
         """Upload a module unless the planner has it already; returns its digest."""

@@ -27,6 +27,7 @@ from faabric.messages.control import (
     Report,
     ScaleRelease,
     ScaleRequest,
+    TeamResized,
 )
 from faabric.planner.service import PlannerService
 from faabric.transport.framing import FramedSocket
@@ -120,10 +121,13 @@ class ControlServer:
                     self._service.host_alive(name)
                 case Report(result):
                     self._service.granule_finished(result, name)
-                case ScaleRequest(app_id, request_id, count, local):
-                    self._service.scale_requested(name, app_id, request_id, count, local)
+                case ScaleRequest(app_id, request_id, count, local, up_to):
+                    self._service.scale_requested(name, app_id, request_id, count, local,
+                                                  up_to)
                 case ScaleRelease(app_id, count):
                     self._service.scale_released(name, app_id, count)
+                case TeamResized(app_id, index, threads):
+                    self._service.team_resized(name, app_id, index, threads)
                 case MigrationPoints(app_id):
                     self._service.migration_points(name, app_id)
                 case MigrationClaim(app_id, epoch):

@@ -7,7 +7,8 @@ carry out; queries return frozen snapshots. It must not do I/O, start threads, s
 the real clock (the clock is injected) or lock: the shell serialises every call.
 
 Invariants are listed and checked in `_invariants.py` (`validate()`); events and commands
-are defined in `_events.py` and re-exported here; migration steps live in `_migration.py`.
+are defined in `_events.py` and re-exported here; migration steps live in `_migration.py`,
+evictions, freezes and thaws in `_spot.py`, the read-only queries in `_queries.py`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from collections import deque
 from collections.abc import Callable, Collection
 from typing import assert_never
 
-from faabric.errors import InternalError, NotEnoughSlots
+from faabric.errors import ConfigError, InternalError, NotEnoughSlots
 from faabric.messages.types import (
-    AppInfo,
     AppSpec,
     AppState,
     Batch,
     Failed,
     GranuleResult,
-    HostInfo,
 )
-from faabric.planner import _invariants
 from faabric.planner._apps import AppEvent, AppEventKind, AppRecord, AppView, Statistics
 from faabric.planner._events import (
     NO_HOST,
@@ -38,9 +36,11 @@ from faabric.planner._events import (
     Dispatch,
     Event,
     Finish,
+    FreezeApp,
     GrantScale,
     GranuleFinished,
     HostAlive,
+    HostEvicted,
     HostLeft,
     HostRegistered,
     MigrationClaimed,
@@ -53,12 +53,16 @@ from faabric.planner._events import (
     ScaleReleased,
     ScaleRequested,
     StartMigration,
+    TeamSizeChanged,
+    Thaw,
     Ticked,
     WithdrawMigration,
 )
 from faabric.planner._hosts import HostTable
 from faabric.planner._migration import Migrations
-from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack
+from faabric.planner._queries import CoreQueries
+from faabric.planner._spot import Evictions
+from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack, policy_for
 
 __all__ = [
     "NO_HOST",
@@ -73,9 +77,11 @@ __all__ = [
     "Dispatch",
     "Event",
     "Finish",
+    "FreezeApp",
     "GrantScale",
     "GranuleFinished",
     "HostAlive",
+    "HostEvicted",
     "HostLeft",
     "HostRegistered",
     "MigrationClaimed",
@@ -90,12 +96,14 @@ __all__ = [
     "ScaleRequested",
     "StartMigration",
     "Statistics",
+    "TeamSizeChanged",
+    "Thaw",
     "Ticked",
     "WithdrawMigration",
 ]
 
 
-class PlannerCore:
+class PlannerCore(CoreQueries):
     """The planner's state: feed it events with `handle`, carry out the commands it returns.
 
     Args:
@@ -103,7 +111,8 @@ class PlannerCore:
         keepalive_timeout: a host silent for longer than this is expired on the next `Ticked`.
         retain_finished: how many finished apps stay queryable (most recent first); apps
             finished by the latest `handle` call are always kept until the next one.
-        policy: places new apps and scale changes, and decides migrations.
+        policy: places new apps and scale changes, and decides migrations, for every app
+            that does not name its own (`AppSpec.policy`).
         migration_offer_timeout: a migration offer unclaimed for longer than this is
             withdrawn on the next `Ticked`.
     """
@@ -129,8 +138,9 @@ class PlannerCore:
         self._timeout = keepalive_timeout
         self._retain = retain_finished
         self._policy = policy
-        self._hosts = HostTable()
-        self._moves = Migrations(self._hosts, policy, migration_offer_timeout)
+        self._hosts = HostTable(lambda app_id: self._apps[app_id].spec.user)
+        self._moves = Migrations(self._hosts, migration_offer_timeout)
+        self._spot = Evictions(self._hosts, self._moves)
         self._apps: dict[int, AppRecord] = {}
         self._queue: deque[int] = deque()  # QUEUED app ids, in submission order
         self._finished: deque[int] = deque()  # FINISHED app ids, oldest first
@@ -160,22 +170,28 @@ class PlannerCore:
                 commands = self._submit_all(apps, now)
             case GranuleFinished(result):
                 commands = self._record(result, now)
-            case ScaleRequested(app_id, request_id, count, host, local):
-                commands = self._scale(app_id, request_id, count, host, local, now)
+            case ScaleRequested():
+                commands = self._scale(event, now)
             case ScaleReleased(app_id, host, count):
                 commands = self._release_scale(app_id, host, count, now)
+            case TeamSizeChanged():
+                commands = self._resized(event, now)
             case MigrationPointsReached(app_id):
                 self._moves.points_reached(self._apps.get(app_id))
                 commands = self._offer(now)
-            case MigrationClaimed():
-                commands = self._moves.claim(self._apps, event, now)
-            case RankMovedAway():
-                freed = self._moves.moved(self._apps, event, now)
+            case MigrationClaimed():  # of a freeze, or of a migration
+                owned = self._spot.owns(self._apps.get(event.app_id))
+                commands = (self._spot if owned else self._moves).claim(self._apps, event, now)
+            case RankMovedAway():  # to a park, or to a new host
+                owned = self._spot.owns(self._apps.get(event.app_id))
+                freed = (self._spot.parked if owned else self._moves.moved)(self._apps, event, now)
                 commands = self._reschedule(now) if freed else []
             case Ticked():
                 commands = self._expire(now)
             case Reset():
                 commands = self._reset()
+            case HostEvicted(name):
+                commands = self._evict(name, now)
             case _:
                 assert_never(event)
         self._forget_old(sum(isinstance(command, Finish) for command in commands))
@@ -187,19 +203,21 @@ class PlannerCore:
         ids = [app_id for app_id, _ in apps]
         if len(set(ids)) != len(ids) or any(app_id in self._apps for app_id in ids):
             raise InternalError(f"app ids {ids} reuse an id")
-        total = self._hosts.total_slots()
+        total = self._hosts.usable_slots()
+        policies: list[Policy] = []
         for app_id, spec in apps:
             if spec.size < 1:
                 raise InternalError(f"app {app_id} has size {spec.size}")
+            policies.append(self._app_policy(spec))  # an unknown name is the shell's to refuse
             if spec.size > total:
                 return [Reject(app_id=app_id, requested=spec.size, available=total)]
         commands: list[Command] = []
-        for app_id, spec in apps:
-            commands += self._submit(app_id, spec, now)
+        for (app_id, spec), policy in zip(apps, policies, strict=True):
+            commands += self._submit(app_id, spec, policy, now)
         return commands
 
-    def _submit(self, app_id: int, spec: AppSpec, now: float) -> list[Command]:
-        self._apps[app_id] = AppRecord(app_id=app_id, spec=spec, submitted=now)
+    def _submit(self, app_id: int, spec: AppSpec, policy: Policy, now: float) -> list[Command]:
+        self._apps[app_id] = AppRecord(app_id=app_id, spec=spec, submitted=now, policy=policy)
         self._queue.append(app_id)
         return self._start_queued(now) if len(self._queue) == 1 else []
 
@@ -216,38 +234,46 @@ class PlannerCore:
         for host in self._moves.holders(app, result.index):
             self._hosts.release(host, granule)
         commands = self._moves.granule_ended(app, result.index, result.host, now)
+        commands += self._spot.granule_ended(app, result.index, now)
         app.cancelled.discard(result.index)
         if app.state is AppState.RUNNING and result.index not in app.results:
             app.results[result.index] = result  # the first result wins
             if app.complete:
                 commands.append(self._finish(app, now))
+            elif self._spot.freezing(app):  # the rank could not go to its park
+                why = f"rank {result.index} ended while the app was being frozen"
+                commands += self._abandon(app, result.host, now, why)
         return commands + self._reschedule(now)
 
-    def _scale(
-        self, app_id: int, request_id: int, count: int, host: str, local: bool, now: float
-    ) -> list[Command]:
+    def _scale(self, event: ScaleRequested, now: float) -> list[Command]:
         """Answer a scale request at once from the free slots: it never joins the queue. It
         first withdraws the app's open migration offer (which reserves slots for ranks only)."""
-        app = self._apps.get(app_id)
-        if count < 1:
-            return [RefuseScale(host, request_id, f"asked for {count} slots", 0)]
+        app = self._apps.get(event.app_id)
+        host, request_id = event.host, event.request_id
+        if event.count < 1:
+            return [RefuseScale(host, request_id, f"asked for {event.count} slots", 0)]
         if app is None or app.state is not AppState.RUNNING:
-            return [RefuseScale(host, request_id, f"app {app_id} is not running", 0)]
+            return [RefuseScale(host, request_id, f"app {event.app_id} is not running", 0)]
         withdrawn = self._moves.scaling(app, now)
-        return [*withdrawn, self._grant(app, request_id, count, host, local)]
+        return [*withdrawn, self._grant(app, event)]
 
-    def _grant(
-        self, app: AppRecord, request_id: int, count: int, host: str, local: bool
-    ) -> Command:
+    def _grant(self, app: AppRecord, event: ScaleRequested) -> Command:
+        host, request_id, count = event.host, event.request_id, event.count
         running: dict[str, int] = dict(app.scaled)
         for index, where in app.placement.items():
             if index not in app.results:
                 running[where] = running.get(where, 0) + 1
         capacity = self._hosts.capacity()
-        if local:
+        if event.local:
             capacity = [slots for slots in capacity if slots.name == host]
-        placement = self._policy.place(capacity, count, running)
+        if event.up_to:  # an elastic fork: whatever is free, up to count
+            count = min(count, sum(max(0, c.slots - c.used) for c in capacity))
+            if count == 0:
+                return GrantScale(host, request_id, ())
+        placement = app.policy.place(capacity, count, running)
         if isinstance(placement, NoCapacity):
+            if event.up_to:  # the policy places fewer than are free: grant none
+                return GrantScale(host, request_id, ())
             reason = f"{count} slots asked, {placement.free} free"
             return RefuseScale(host, request_id, reason, placement.free)
         granted: dict[str, int] = {}
@@ -268,6 +294,12 @@ class PlannerCore:
             del app.scaled[host]
         return self._reschedule(now) if freed else []
 
+    def _resized(self, event: TeamSizeChanged, now: float) -> list[Command]:
+        app = self._apps.get(event.app_id)
+        if app is not None and app.state is AppState.RUNNING:
+            app.resized(event.index, event.host, event.threads, now)
+        return []
+
     def _expire(self, now: float) -> list[Command]:
         silent = self._hosts.silent_since(now, self._timeout)
         lost = [(name, f"no keep-alive from {name} for {idle:.1f} s") for name, idle in silent]
@@ -284,6 +316,9 @@ class PlannerCore:
         # Migrations let go of the lost hosts first (a lost new host ends its app).
         names = {name for name, _ in lost}
         commands, hit = self._moves.hosts_lost(self._apps, names, now)
+        ended, parked = self._spot.hosts_lost(self._apps, dict(lost), now)
+        commands += [self._finish(app, now) for app in ended]
+        hit.update(parked)
         for name, reason in lost:
             outcome = Failed(f"worker {name} was lost: {reason}")
             granules, scaled = self._hosts.remove(name)
@@ -302,23 +337,30 @@ class PlannerCore:
             commands += self._abandon(self._apps[app_id], name, now)
         return commands + self._fail_oversized(now) + self._reschedule(now)
 
-    def _abandon(self, app: AppRecord, lost_host: str, now: float) -> list[Command]:
-        """End an app that lost a granule: its other running granules are cancelled, on the
-        hosts they run on and on those they were moving to."""
+    def _abandon(
+        self, app: AppRecord, lost_host: str, now: float, why: str = ""
+    ) -> list[Command]:
+        """End an app that lost a granule (or, with `why`, could not be frozen): its other
+        granules are cancelled, on the hosts they run on, those they were moving to, and
+        the park keeping those already frozen."""
         if app.state is not AppState.RUNNING:
             return []
-        commands, hosts = self._moves.drop(app, now, f"worker {lost_host} was lost")
-        outcome = Failed(f"cancelled: another granule of the app was lost with {lost_host}")
+        reason = why or f"worker {lost_host} was lost"
+        commands, hosts = self._moves.drop(app, now, reason)
+        parked = self._spot.drop(app, now, reason)
+        why = why or f"another granule of the app was lost with {lost_host}"
+        outcome = Failed(f"cancelled: {why}")
         for index, host in app.placement.items():
             if index not in app.results:
                 app.results[index] = GranuleResult(app.app_id, index, host, outcome)
-                app.cancelled.add(index)  # its slot stays held until the worker reports
+                if index not in parked:
+                    app.cancelled.add(index)  # its slot stays held until the worker reports
                 hosts.add(host)
         cancels: list[Command] = [Cancel(host, app.app_id) for host in sorted(hosts)]
         return [*commands, self._finish(app, now), *cancels]
 
     def _fail_oversized(self, now: float) -> list[Command]:
-        total = self._hosts.total_slots()
+        total = self._hosts.usable_slots()
         oversized = [self._apps[i] for i in self._queue if self._apps[i].spec.size > total]
         commands: list[Command] = []
         for app in oversized:
@@ -342,19 +384,34 @@ class PlannerCore:
         self._queue.clear()
         self._finished.clear()
         self._moves.clear()
+        self._spot.clear()
         self._hosts.release_all()
         return [*(Finish(app_id) for app_id in dropped), *cancels]
 
     # -- scheduling ---------------------------------------------------------------------------
 
     def _reschedule(self, now: float, skip: Collection[int] = ()) -> list[Command]:
-        """Slots may have freed up: start queued apps, then (queue empty) offer migrations to
-        the apps not in `skip`."""
-        return self._start_queued(now) + self._offer(now, skip)
+        """Slots may have freed up: thaw frozen apps, start queued apps, then offer
+        evacuations and (queue empty) migrations to the apps not in `skip`."""
+        return self._spot.thaw(self._apps, now) + self._start_queued(now) + self._offer(now, skip)
 
     def _offer(self, now: float, skip: Collection[int] = ()) -> list[Command]:
-        # The queue has priority: no slot is reserved for a migration while an app waits.
-        return [] if self._queue else self._moves.offer(self._apps, now, skip)
+        # The queue has priority: no slot is reserved for a migration while an app waits
+        # (apps leaving hosts being evicted excepted).
+        commands = self._spot.evacuate(self._apps, now, skip)
+        return commands + ([] if self._queue else self._moves.offer(self._apps, now, skip))
+
+    def _evict(self, name: str, now: float) -> list[Command]:
+        if not self._hosts.evict(name):
+            return []  # unknown, or announced already
+        commands = self._spot.evicted(self._apps, name, now)
+        return commands + self._fail_oversized(now) + self._reschedule(now)
+
+    def _app_policy(self, spec: AppSpec) -> Policy:
+        try:
+            return policy_for(spec.policy, spec.user, self._policy)
+        except ConfigError as exc:
+            raise InternalError(str(exc)) from None
 
     def _start_queued(self, now: float) -> list[Command]:
         # Strict FIFO: start the head while it fits; stop at the first that does not. Open
@@ -362,7 +419,7 @@ class PlannerCore:
         commands: list[Command] = []
         while self._queue:
             app = self._apps[self._queue[0]]
-            placement = self._place(app.spec.size)
+            placement = self._place(app)
             if isinstance(placement, NoCapacity):
                 if not self._moves.has_offers(self._apps):
                     break
@@ -372,11 +429,11 @@ class PlannerCore:
             commands += self._start(app, placement, now)
         return commands
 
-    def _place(self, size: int) -> Placed | NoCapacity:
-        free = self._hosts.free_slots()
+    def _place(self, app: AppRecord) -> Placed | NoCapacity:
+        free, size = self._hosts.free_slots(), app.spec.size
         if free < size:  # no policy can place it (a cheap test: this runs on every result)
             return NoCapacity(requested=size, free=free)
-        return self._policy.place(self._hosts.capacity(), size)
+        return app.policy.place(self._hosts.capacity(), size)
 
     def _start(self, app: AppRecord, placement: Placed, now: float) -> list[Command]:
         if len(placement.hosts) != app.spec.size:
@@ -407,55 +464,3 @@ class PlannerCore:
         keep = max(self._retain, just_finished)
         while len(self._finished) > keep:
             del self._apps[self._finished.popleft()]
-
-    # -- queries ------------------------------------------------------------------------------
-
-    def hosts(self) -> list[HostInfo]:
-        """Every live host with its slots, sorted by name."""
-        return self._hosts.infos()
-
-    def host_names(self) -> set[str]:
-        """Names of every live host."""
-        return self._hosts.names()
-
-    def has_host(self, name: str) -> bool:
-        """Whether a host of that name is registered."""
-        return name in self._hosts
-
-    def in_flight(self) -> list[AppInfo]:
-        """Queued and running apps, by app id."""
-        busy = (app for app in self._apps.values() if app.state is not AppState.FINISHED)
-        return [app.info() for app in sorted(busy, key=lambda app: app.app_id)]
-
-    def app(self, app_id: int) -> AppView | None:
-        """A snapshot of one app, or None if it is unknown, rejected or no longer retained."""
-        app = self._apps.get(app_id)
-        return None if app is None else app.view()
-
-    def settled(self, app_id: int) -> bool:
-        """Whether waiting for the app is over: it finished, or is unknown (never submitted,
-        rejected, reset or no longer retained). Cheaper than `app`."""
-        app = self._apps.get(app_id)
-        return app is None or app.state is AppState.FINISHED
-
-    def statistics(self) -> Statistics:
-        """Counts of hosts, slots and apps by state."""
-        states = [app.state for app in self._apps.values()]
-        scaled = sum(sum(app.scaled.values()) for app in self._apps.values())
-        return Statistics(
-            hosts=len(self._hosts.names()),
-            total_slots=self._hosts.total_slots(),
-            used_slots=self._hosts.used_slots(),
-            queued=states.count(AppState.QUEUED),
-            running=states.count(AppState.RUNNING),
-            finished=states.count(AppState.FINISHED),
-            scaled_slots=scaled,
-            reserved_slots=self._moves.reserved(self._apps),
-        )
-
-    def validate(self) -> None:
-        """Check every invariant; raise InternalError naming the first that fails."""
-        _invariants.check(
-            self._apps, self._queue, self._finished, self._hosts, self._moves.movable()
-        )
-

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgpack
 
@@ -73,6 +73,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/config$"), "config"),
     ("GET", re.compile(r"^/v1/openapi\.json$"), "openapi"),
     ("GET", re.compile(r"^/v1/hosts$"), "hosts"),
+    ("POST", re.compile(r"^/v1/hosts/(?P<name>[^/]+)/evict$"), "evict_host"),
     ("GET", re.compile(r"^/v1/status$"), "status"),
     ("POST", re.compile(r"^/v1/reset$"), "reset"),
     ("PUT", re.compile(r"^/v1/modules/(?P<digest>[^/]+)$"), "put_module"),
@@ -234,6 +235,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _r_hosts(self) -> tuple[HTTPStatus, Any]:
         return HTTPStatus.OK, [views.host_document(h) for h in self.server.service.hosts()]
+
+    def _r_evict_host(self, name: str) -> tuple[HTTPStatus, Any]:
+        self._read_body(self.server.max_request_bytes)
+        name = unquote(name)
+        if not self.server.service.evict(name):
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no worker named {name} is registered")
+        return HTTPStatus.OK, {"host": name, "evicting": True}
 
     def _r_status(self) -> tuple[HTTPStatus, Any]:
         service = self.server.service

@@ -20,6 +20,7 @@ from typing import assert_never
 from faabric.errors import TransportError
 from faabric.messages.control import (
     MigrationCancel,
+    MigrationFreeze,
     MigrationOffer,
     MigrationStart,
     MigrationWithdrawn,
@@ -28,6 +29,7 @@ from faabric.messages.control import (
     ScaleGranted,
     ScaleRefused,
     StopApp,
+    ThawApp,
 )
 from faabric.messages.types import AppInfo, AppSpec, Batch, GranuleResult, HostInfo
 from faabric.planner._waiters import WaiterTable
@@ -40,9 +42,11 @@ from faabric.planner.core import (
     Dispatch,
     Event,
     Finish,
+    FreezeApp,
     GrantScale,
     GranuleFinished,
     HostAlive,
+    HostEvicted,
     HostLeft,
     HostRegistered,
     MigrationClaimed,
@@ -56,10 +60,13 @@ from faabric.planner.core import (
     ScaleReleased,
     ScaleRequested,
     StartMigration,
+    TeamSizeChanged,
+    Thaw,
     Ticked,
     WithdrawMigration,
 )
 from faabric.planner.modules import ModuleStore
+from faabric.scheduling import Policy, bin_pack
 from faabric.transport.framing import FramedSocket
 from faabric.transport.outbox import Outbox
 
@@ -77,6 +84,7 @@ class PlannerService:
         retain_finished: int,
         max_module_bytes: int,
         migration_offer_timeout: float = 30.0,
+        policy: Policy = bin_pack,
     ) -> None:
         self.keepalive_timeout = keepalive_timeout
         # The core keeps time on `clock` (monotonic); documents show Unix time.
@@ -87,6 +95,7 @@ class PlannerService:
             keepalive_timeout=keepalive_timeout,
             retain_finished=retain_finished,
             migration_offer_timeout=migration_offer_timeout,
+            policy=policy,
         )
         self._lock = threading.Lock()
         self._waiters = WaiterTable()
@@ -126,15 +135,21 @@ class PlannerService:
         self._feed(HostAlive(name))
 
     def scale_requested(
-        self, name: str, app_id: int, request_id: int, count: int, local: bool = False
+        self, name: str, app_id: int, request_id: int, count: int, local: bool = False,
+        up_to: bool = False,
     ) -> None:
         """Worker `name` asked for `count` more slots for app `app_id` (only its own with
-        `local`); it is answered at once with `ScaleGranted` or `ScaleRefused`."""
-        self._feed(ScaleRequested(app_id, request_id, count, name, local))
+        `local`, as many as are free with `up_to`); it is answered at once with
+        `ScaleGranted` or `ScaleRefused`."""
+        self._feed(ScaleRequested(app_id, request_id, count, name, local, up_to))
 
     def scale_released(self, name: str, app_id: int, count: int) -> None:
         """Worker `name` gave back `count` scale-change slots of app `app_id`."""
         self._feed(ScaleReleased(app_id, name, count))
+
+    def team_resized(self, name: str, app_id: int, index: int, threads: int) -> None:
+        """Granule `index` of elastic app `app_id` on worker `name` ran `threads` threads."""
+        self._feed(TeamSizeChanged(app_id, index, name, threads))
 
     def migration_points(self, name: str, app_id: int) -> None:
         """Worker `name` runs rank 0 of app `app_id`, which reached a migration point."""
@@ -241,6 +256,16 @@ class PlannerService:
         """Forget every app; workers stay registered."""
         self._feed(Reset())
 
+    def evict(self, name: str) -> bool:
+        """Announce worker `name` for eviction (again: nothing more happens); returns False
+        if no worker of that name is registered."""
+        with self._lock:
+            if not self._core.has_host(name):
+                return False
+            outboxes = self._route(self._core.handle(HostEvicted(name)))
+        self._flush(outboxes)
+        return True
+
     def close_connections(self, reason: str) -> None:
         """Drop every worker connection (planner shutdown)."""
         with self._lock:
@@ -288,6 +313,13 @@ class PlannerService:
                     message = MigrationStart(app_id, epoch, placement, peers)
                 case CancelMigration(host, app_id, epoch, reason):
                     message = MigrationCancel(app_id, epoch, reason)
+                case FreezeApp(host, app_id, epoch, park):
+                    peers = ((park, self._data_addresses.get(park, "")),)
+                    message = MigrationFreeze(app_id, epoch, park, peers)
+                case Thaw(host, app_id, epoch, placement):
+                    peers = tuple((h, self._data_addresses.get(h, ""))
+                                  for h in sorted(set(placement)))
+                    message = ThawApp(app_id, epoch, placement, peers)
                 case _:
                     assert_never(command)
             outbox = self._outboxes.get(host)

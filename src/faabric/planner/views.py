@@ -31,10 +31,12 @@ from faabric.messages.types import (
 )
 from faabric.planner.core import AppEvent, AppView
 from faabric.planner.modules import is_digest
+from faabric.scheduling import POLICIES
 
 MAX_APP_SIZE = 100_000
 MAX_MIGRATE_EVERY = (1 << 31) - 1
 MAX_BATCH = 10_000  # apps per batch submission, and ids per multi-app query
+MAX_USER = 256  # characters of a user name
 _ID_RANGE = re.compile(r"([0-9]{1,18})(?:-([0-9]{1,18}))?")
 
 
@@ -45,7 +47,7 @@ def parse_app_spec(doc: Any) -> AppSpec:
     if not all(isinstance(key, str) for key in doc):
         raise ValueError("every field name must be a string")
     unknown = set(doc) - {"module", "size", "program", "args", "env", "input", "timeout",
-                          "memory_limit", "migrate_every"}
+                          "memory_limit", "migrate_every", "elastic", "user", "policy"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     module = doc.get("module")
@@ -73,6 +75,9 @@ def parse_app_spec(doc: Any) -> AppSpec:
         timeout=_number_field(doc, "timeout", 300.0),
         memory_limit=_int_field(doc, "memory_limit", 1 << 30, 1 << 16, 1 << 32),
         migrate_every=_int_field(doc, "migrate_every", 1, 0, MAX_MIGRATE_EVERY),
+        elastic=_bool_field(doc, "elastic"),
+        user=_text_field(doc, "user", MAX_USER),
+        policy=_policy_field(doc),
     )
 
 
@@ -130,8 +135,9 @@ def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> di
 
 
 def event_document(event: AppEvent, wall_offset: float = 0.0) -> dict[str, Any]:
-    """The public document for one entry of an app's placement history."""
-    return {
+    """The public document for one entry of an app's placement history (`threads` only
+    for resized events)."""
+    doc: dict[str, Any] = {
         "time": event.time + wall_offset,
         "kind": str(event.kind),
         "epoch": event.epoch,
@@ -139,6 +145,9 @@ def event_document(event: AppEvent, wall_offset: float = 0.0) -> dict[str, Any]:
         "ranks": list(event.ranks),
         "hosts": list(event.hosts),
     }
+    if event.threads is not None:
+        doc["threads"] = event.threads
+    return doc
 
 
 def result_document(result: GranuleResult, *, binary: bool) -> dict[str, Any]:
@@ -175,7 +184,8 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
 
 def host_document(host: HostInfo) -> dict[str, Any]:
     """The public document for one worker host."""
-    return {"name": host.name, "slots": host.slots, "used": host.used}
+    return {"name": host.name, "slots": host.slots, "used": host.used,
+            "evicting": host.evicting}
 
 
 def app_info_document(info: AppInfo) -> dict[str, Any]:
@@ -197,6 +207,28 @@ def _int_field(doc: Mapping[str, Any], name: str, default: int, low: int, high: 
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"'{name}' must be an integer from {low} to {high}")
     return value
+
+
+def _bool_field(doc: Mapping[str, Any], name: str) -> bool:
+    value = doc.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"'{name}' must be true or false")
+    return value
+
+
+def _text_field(doc: Mapping[str, Any], name: str, limit: int) -> str:
+    value = doc.get(name, "")
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError(f"'{name}' must be a string of at most {limit} characters")
+    return value
+
+
+def _policy_field(doc: Mapping[str, Any]) -> str:
+    value = doc.get("policy", "")
+    if value != "" and value not in POLICIES:
+        known = ", ".join(sorted(POLICIES))
+        raise ValueError(f"'policy' must be one of {known} (or empty for the cluster's)")
+    return str(value)
 
 
 def _number_field(doc: Mapping[str, Any], name: str, default: float) -> float:

@@ -3,9 +3,9 @@
 Sort the hosts, then fill each one's free slots in that order. A new app goes first to the
 hosts with the most free slots (ties: more total slots, then the greater name; the original
 compared IP addresses the same way). A scale change first tops up the hosts that already run
-the app, most granules first. It never over-commits a host. `bin_pack` is the policy value
-(placement and the migration rule of `_migrate.py`); calling it places. Pure: no I/O, no
-clock, no state.
+the app, most granules first. It never over-commits a host, nor uses a host being evicted.
+`bin_pack` is the policy value (placement and the migration rule of `_migrate.py`); calling
+it places. Pure: no I/O, no clock, no state.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from faabric.scheduling._placement import (
     NoCapacity,
     Placed,
     Placement,
+    check_request,
 )
 
 
@@ -65,7 +66,8 @@ def bin_pack_place(
     """Place `size` granules by bin-packing them onto `hosts`.
 
     Args:
-        hosts: the live hosts with their slot counts (names unique).
+        hosts: the live hosts with their slot counts (names unique); hosts being evicted
+            are skipped.
         size: number of granules to place, at least 1.
         running: for a scale change, host name -> granules of this app already there (names
             that are not in `hosts` are ignored); empty for a new app.
@@ -77,7 +79,8 @@ def bin_pack_place(
     Raises:
         ValueError: `size` < 1, duplicate host names, or a negative count in `running`.
     """
-    _check_request(hosts, size, running)
+    check_request(hosts, size, running)
+    hosts = [host for host in hosts if not host.evicting]
     free = sum(host.free for host in hosts)
     if free < size:
         return NoCapacity(requested=size, free=free)
@@ -95,14 +98,3 @@ def _order_key(host: HostSlots, running: Mapping[str, int]) -> tuple[int, int, i
     # Sorted descending. For a new app every host has count 0, leaving the NEW order
     # (free slots, total slots, name); for a scale change hosts running the app come first.
     return (running.get(host.name, 0), host.free, host.slots, host.name)
-
-
-def _check_request(hosts: Sequence[HostSlots], size: int, running: Mapping[str, int]) -> None:
-    if size < 1:
-        raise ValueError(f"a placement needs at least one granule, got size={size}")
-    names = [host.name for host in hosts]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate host names in {names}")
-    negative = {name: count for name, count in running.items() if count < 0}
-    if negative:
-        raise ValueError(f"negative granule counts in running: {negative}")

@@ -3,16 +3,25 @@
 
 Give the app its own slots back, re-place it greedily on the hosts with the most free slots,
 and accept the result only if it spans fewer hosts, or as many with fewer cross-host rank
-pairs. Then keep every rank it can on its old host. It only decides: it must not do I/O,
-read a clock, keep state or reserve slots (the planner reserves them and talks to workers).
+pairs. Then keep every rank it can on its old host. Hosts being evicted take no rank. The
+re-placement and the fewest-moves step are shared with the spot policy. It only decides: it
+must not do I/O, read a clock, keep state or reserve slots (the planner reserves them and
+talks to workers).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from faabric.scheduling._placement import DoNotMigrate, HostSlots, Migration, Moves
+from faabric.scheduling._placement import (
+    DoNotMigrate,
+    HostSlots,
+    Migration,
+    Moves,
+    NoCapacity,
+)
 
 
 def bin_pack_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> Migration:
@@ -20,19 +29,42 @@ def bin_pack_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> 
 
     Hosts are sorted by free slots counting the app's own as free (descending), ties broken
     by how many of the app's ranks each runs, then total slots, then name; the ranks fill
-    them in that order. Ranks on hosts missing from `hosts` cannot stay where they are.
+    them in that order. Ranks on hosts being evicted or missing from `hosts` cannot stay
+    where they are.
     """
-    _check(hosts, placement)
+    check_migration(hosts, placement)
+    repacked = repack(hosts, placement)
+    if isinstance(repacked, NoCapacity):
+        return DoNotMigrate()  # only possible when some of its hosts are missing or evicted
+    size = len(placement)
+    if _cost(repacked.counts, size) >= _cost(Counter(placement), size):
+        return DoNotMigrate()
+    return fewest_moves(placement, repacked.counts, repacked.order)
+
+
+@dataclass(frozen=True, slots=True)
+class Repacked:
+    """The app re-placed from scratch: how many ranks each host gets (`counts`, hosts with
+    none left out), and the host order that filled them."""
+
+    counts: Mapping[str, int]
+    order: tuple[str, ...]
+
+
+def repack(hosts: Sequence[HostSlots], placement: Sequence[str]) -> Repacked | NoCapacity:
+    """Give the app its own slots back and fill the hosts not being evicted greedily, in
+    bin-pack's migration order (see `bin_pack_migration`)."""
     own = Counter(placement)
-    free = {host.name: host.free + own.get(host.name, 0) for host in hosts}
+    usable = [host for host in hosts if not host.evicting]
+    free = {host.name: host.free + own.get(host.name, 0) for host in usable}
     order = sorted(
-        hosts,
+        usable,
         key=lambda h: (free[h.name], own.get(h.name, 0), h.slots, h.name),
         reverse=True,
     )
     size = len(placement)
     if sum(free.values()) < size:
-        return DoNotMigrate()  # only possible when some of its hosts are missing
+        return NoCapacity(requested=size, free=sum(free.values()))
     counts: dict[str, int] = {}
     left = size
     for host in order:
@@ -40,9 +72,7 @@ def bin_pack_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> 
         if take:
             counts[host.name] = take
             left -= take
-    if _cost(counts, size) >= _cost(own, size):
-        return DoNotMigrate()
-    return _fewest_moves(placement, counts, [host.name for host in order])
+    return Repacked(counts, tuple(host.name for host in order))
 
 
 def cross_host_links(counts: Mapping[str, int]) -> int:
@@ -57,7 +87,7 @@ def _cost(counts: Mapping[str, int], size: int) -> tuple[int, int]:
     return len(used), cross_host_links(used)
 
 
-def _fewest_moves(
+def fewest_moves(
     placement: Sequence[str], counts: Mapping[str, int], order: Sequence[str]
 ) -> Moves:
     """Keep each rank on its old host while the new per-host counts allow (lowest ranks
@@ -76,7 +106,8 @@ def _fewest_moves(
     return Moves(placement=tuple(new), moved=tuple(moved))
 
 
-def _check(hosts: Sequence[HostSlots], placement: Sequence[str]) -> None:
+def check_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> None:
+    """Raise ValueError for a migration request no policy may answer (see `Policy.migrate`)."""
     if not placement:
         raise ValueError("a migration needs an app with at least one rank")
     names = [host.name for host in hosts]

@@ -1,8 +1,9 @@
 """Value types shared by every placement policy: host capacity in, a decision out.
 
 A placement is a tagged union (`Placed | NoCapacity`), a migration decision another
-(`Moves | DoNotMigrate`), never a sentinel. This module holds data and the `Policy` protocol
-only; it must not do I/O, read clocks or keep state.
+(`Moves | DoNotMigrate | MustFreeze`), never a sentinel. This module holds data, the
+`Policy` protocol and the request checks every policy shares; it must not do I/O, read
+clocks or keep state.
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ class HostSlots:
         name: the host's unique name.
         slots: how many granules the host may run at once.
         used: how many of those slots are taken.
+        evicting: the host was announced for eviction: no policy puts anything new on it,
+            and ranks there cannot stay.
+        users: the users whose apps hold slots on the host (the compact policy keeps users
+            apart).
     """
 
     name: str
     slots: int
     used: int
+    evicting: bool = False
+    users: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.slots < 0 or self.used < 0 or self.used > self.slots:
@@ -75,11 +82,30 @@ class DoNotMigrate:
     """No placement the policy prefers to the app's current one."""
 
 
-Migration = Moves | DoNotMigrate
+@dataclass(frozen=True, slots=True)
+class MustFreeze:
+    """The app runs on a host being evicted and fits nowhere else: it should be frozen (its
+    ranks kept, not running, until slots free up)."""
+
+
+Migration = Moves | DoNotMigrate | MustFreeze
 
 
 # Default for `running`: a read-only empty mapping, so no mutable default is shared.
 NOT_RUNNING: Mapping[str, int] = MappingProxyType({})
+
+
+def check_request(hosts: Sequence[HostSlots], size: int, running: Mapping[str, int]) -> None:
+    """Raise ValueError for a placement request no policy may answer: `size` < 1, duplicate
+    host names, or a negative count in `running`."""
+    if size < 1:
+        raise ValueError(f"a placement needs at least one granule, got size={size}")
+    names = [host.name for host in hosts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate host names in {names}")
+    negative = {name: count for name, count in running.items() if count < 0}
+    if negative:
+        raise ValueError(f"negative granule counts in running: {negative}")
 
 
 class Policy(Protocol):
@@ -125,10 +151,12 @@ class Policy(Protocol):
             placement: the host of every rank of the app, by rank.
 
         Returns:
-            `Moves` with the new placement and the ranks that change host, or `DoNotMigrate`.
+            `Moves` with the new placement and the ranks that change host, `DoNotMigrate`,
+            or `MustFreeze` (the app must leave a host being evicted and fits nowhere else).
 
         Raises:
             ValueError: an empty placement, duplicate host names, or a host that runs more of
                 the app's granules than it has used slots.
         """
         ...
+

@@ -1,11 +1,13 @@
 """The `faabric_team.*` imports of toolchain/lib/omp/fteam.h: OpenMP teams across hosts.
 
 `plan` says how many threads of a team run on this worker (asking the planner for slots the
-first time a team size is seen); `fork` snapshots the memory and starts the other threads on
-the workers the plan named; the synchronisation functions go to the granule's current
-region (`MainRegion` on its own worker, `PartRegion` elsewhere); `join` waits for the other
-hosts and copies their output into the granule's. This module must not decide placement
-(`Planning` does) nor carry bytes between hosts (`TeamService` does).
+first time a team size is seen); `elastic_fork` / `elastic_join` bracket each region of an
+elastic app whose size the program left open (`ElasticTeams` lends it slots per region);
+`fork` snapshots the memory and starts the other threads on the workers the plan named; the
+synchronisation functions go to the granule's current region (`MainRegion` on its own
+worker, `PartRegion` elsewhere); `join` waits for the other hosts and copies their output
+into the granule's. This module must not decide placement (`Planning` does) nor carry bytes
+between hosts (`TeamService` does).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from faabric.abi.state import SentMemory, TeamContext, TeamPlan, state_of
 from faabric.messages.team import Member, TeamStart
@@ -43,6 +46,18 @@ _PAIR = struct.Struct("<2i")  # struct fteam_member, struct fteam_range
 Planning = Callable[[int, int, int], TeamPlan]  # (app id, granule index, team size) -> plan
 
 
+class ElasticTeams(Protocol):
+    """Slots lent to the regions of elastic apps, one region at a time per granule."""
+
+    def elastic_fork(self, app_id: int, index: int, wanted: int) -> int:
+        """Threads (1..wanted, its own counted) the granule's region may run with."""
+        ...
+
+    def elastic_join(self, app_id: int, index: int, threads: int) -> None:
+        """The region, which ran `threads` threads, ended: give its slots back."""
+        ...
+
+
 def _context(call: HostCall) -> TeamContext:
     found = state_of(call).team
     if found is None:
@@ -69,9 +84,11 @@ class TeamFunctions:
     them (a runner that is not part of a cluster) every team runs on this host."""
 
     def __init__(self, service: TeamService | None = None,
-                 planning: Planning | None = None) -> None:
+                 planning: Planning | None = None, elastic: ElasticTeams | None = None
+                 ) -> None:
         self._service = service
         self._planning = planning
+        self._elastic = elastic
 
     def functions(self) -> tuple[HostFunction, ...]:
         def f(name: str, params: str, results: str, impl: Callable[..., int | None]
@@ -93,6 +110,9 @@ class TeamFunctions:
             f("ordered_wait", "iI", "", lambda c, loop, i: _region(c).ordered_wait(loop, i)),
             f("ordered_pass", "iI", "", lambda c, loop, i: _region(c).ordered_pass(loop, i)),
             f("local_threads", "", "i", self.local_threads),
+            f("elastic", "", "i", self.elastic),
+            f("elastic_fork", "i", "i", self.elastic_fork),
+            f("elastic_join", "i", "", self.elastic_join),
         )
 
     def plan(self, call: HostCall, nthreads: int) -> int:
@@ -100,6 +120,24 @@ class TeamFunctions:
 
     def available(self, call: HostCall, nthreads: int) -> int:
         return self._plan(call, nthreads).available
+
+    def elastic(self, call: HostCall) -> int:
+        """1 if the granule's app is elastic and this worker can lend it slots."""
+        return int(self._elastic is not None and _context(call).batch.spec.elastic)
+
+    def elastic_fork(self, call: HostCall, wanted: int) -> int:
+        context = _context(call)
+        if self._elastic is None or not context.batch.spec.elastic:
+            raise GuestFault("an elastic fork in an app that is not elastic")
+        if wanted <= 1:
+            return 1
+        return self._elastic.elastic_fork(context.batch.app_id, context.index, wanted)
+
+    def elastic_join(self, call: HostCall, threads: int) -> None:
+        context = _context(call)
+        if self._elastic is None or not context.batch.spec.elastic:
+            raise GuestFault("an elastic join in an app that is not elastic")
+        self._elastic.elastic_join(context.batch.app_id, context.index, max(1, threads))
 
     def _plan(self, call: HostCall, nthreads: int) -> TeamPlan:
         context = _context(call)

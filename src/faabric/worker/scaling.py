@@ -3,8 +3,9 @@
 A granule that wants to grow (an OpenMP team, say) calls `request`, which sends a
 `ScaleRequest` over the worker's control connection and waits for the planner's answer,
 `ScaleGranted` or `ScaleRefused`; the read loop hands answers in through `answered`. Granted
-slots are given back with `release`. Every wait has a deadline; a lost planner refuses every
-request in flight. This module must not decide what to do with the slots.
+slots are given back with `release`; an elastic team's new size is reported with `resized`.
+Every wait has a deadline; a lost planner refuses every request in flight. This module must
+not decide what to do with the slots.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from faabric.messages.control import ScaleGranted, ScaleRefused, ScaleRelease, ScaleRequest
+from faabric.messages.control import (
+    ScaleGranted,
+    ScaleRefused,
+    ScaleRelease,
+    ScaleRequest,
+    TeamResized,
+)
 
 ScaleAnswer = ScaleGranted | ScaleRefused
 DEFAULT_TIMEOUT = 10.0
@@ -29,7 +36,8 @@ class _Pending:
 class ScaleClient:
     """Scale requests of this worker's granules, matched to the planner's answers."""
 
-    def __init__(self, send: Callable[[ScaleRequest | ScaleRelease], bool]) -> None:
+    def __init__(self, send: Callable[[ScaleRequest | ScaleRelease | TeamResized], bool]
+                 ) -> None:
         self._send = send
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -37,16 +45,17 @@ class ScaleClient:
         self._given_up: dict[int, int] = {}  # request id -> app id, for answers too late
 
     def request(
-        self, app_id: int, count: int, *, local: bool = False, timeout: float = DEFAULT_TIMEOUT
+        self, app_id: int, count: int, *, local: bool = False, up_to: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> ScaleAnswer:
-        """Ask for `count` more slots for app `app_id` (with `local`, on this worker only);
-        the planner answers at once."""
+        """Ask for `count` more slots for app `app_id` (with `local`, on this worker only;
+        with `up_to`, as many of them as are free); the planner answers at once."""
         pending = _Pending()
         with self._lock:
             request_id = next(self._ids)
             self._pending[request_id] = pending
         try:
-            if not self._send(ScaleRequest(app_id, request_id, count, local)):
+            if not self._send(ScaleRequest(app_id, request_id, count, local, up_to)):
                 return ScaleRefused(request_id, "the planner is not connected", 0)
             if not pending.done.wait(timeout):
                 with self._lock:
@@ -62,6 +71,11 @@ class ScaleClient:
         """Give back `count` granted slots of app `app_id` on this worker (best effort)."""
         if count > 0:
             self._send(ScaleRelease(app_id, count))
+
+    def resized(self, app_id: int, index: int, threads: int) -> None:
+        """Granule `index` of elastic app `app_id` ran a region with `threads` threads, not
+        as many as its previous one (best effort)."""
+        self._send(TeamResized(app_id, index, threads))
 
     def answered(self, answer: ScaleAnswer) -> None:
         """The planner answered request `answer.request_id`."""

@@ -44,6 +44,7 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    TeamResized,
     ThawApp,
 )
 from faabric.messages.types import Batch, Cancelled, Failed, GranuleResult
@@ -57,12 +58,12 @@ from faabric.worker.scaling import ScaleClient
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT = 10.0
-RankSender = Callable[[str, tuple[bytes | memoryview, ...]], None]  # host, MOVE frame parts
 FromPlanner = (
     MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel | MigrationFreeze
 )
 ToPlanner = (
-    KeepAlive | Report | ScaleRequest | ScaleRelease | MigrationPoints | MigrationClaim | RankMoved
+    KeepAlive | Report | ScaleRequest | ScaleRelease | TeamResized | MigrationPoints
+    | MigrationClaim | RankMoved
 )
 NOT_STARTED = "the app was stopped before this granule started"
 
@@ -81,6 +82,14 @@ class Runner(Protocol):
     def stop(self, app_id: int, reason: str) -> None:
         """Make the app's running granules end soon (blocked calls fail with `reason`)."""
         ...
+
+
+class Courier(Protocol):
+    """How ranks of frozen apps reach their new hosts (the data plane)."""
+
+    def learn(self, peers: tuple[tuple[str, str], ...]) -> None: ...
+
+    def send_rank(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None: ...
 
 
 class Migrating(Protocol):
@@ -129,7 +138,7 @@ class Worker:
         reconnect_for: float,
         data_address: str = "",
         migrating: Migrating | None = None,
-        send_rank: RankSender | None = None,
+        courier: Courier | None = None,
     ) -> None:
         self.name = name
         self.slots = slots
@@ -138,7 +147,7 @@ class Worker:
         self._reconnect_for = reconnect_for
         self._data_address = data_address
         self._migrating = migrating
-        self._send_rank = send_rank
+        self._courier = courier
         self.parked = ParkedRanks()
         self.scaling = ScaleClient(self._send)
         self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
@@ -300,11 +309,13 @@ class Worker:
         kept here) fails, which ends the app."""
         thawed, missing = self.parked.thaw(app_id, epoch, placement, peers)
         failures = [(index, f"worker {self.name} does not keep it") for index in missing]
+        if self._courier is not None:
+            self._courier.learn(peers)
         for rank in thawed:
             try:
-                if self._send_rank is None:
+                if self._courier is None:
                     raise BrokenError("this worker cannot send ranks")
-                self._send_rank(rank.host, transfer.encode(rank.package, rank.memory))
+                self._courier.send_rank(rank.host, transfer.encode(rank.package, rank.memory))
             except (FaabricError, GuestFault, OSError) as error:
                 failures.append((rank.package.index, f"cannot reach worker {rank.host}: {error}"))
         for index, why in failures:

@@ -44,6 +44,13 @@ FTEAM_IMPORT("ordered_wait") void fteam_ordered_wait(int32_t loop, int64_t itera
 FTEAM_IMPORT("ordered_pass") void fteam_ordered_pass(int32_t loop, int64_t next);
 /* threads of the current distributed region on this host */
 FTEAM_IMPORT("local_threads") int32_t fteam_local_threads(void);
+/* elastic apps (faabric run --elastic): 1 if the granule's app is elastic, asked once */
+FTEAM_IMPORT("elastic") int32_t fteam_elastic(void);
+/* an elastic region wants up to `wanted` threads: how many it may run here (1..wanted), the
+ * extra ones on slots lent by the planner until fteam_elastic_join, which says how many
+ * threads the region ran with. One planner round trip per region; never spans hosts. */
+FTEAM_IMPORT("elastic_fork") int32_t fteam_elastic_fork(int32_t wanted);
+FTEAM_IMPORT("elastic_join") void fteam_elastic_join(int32_t threads);
 
 /* a thread started elsewhere: the host calls table[entry](arg) with __stack_pointer at
  * stack_top (16-byte aligned) */

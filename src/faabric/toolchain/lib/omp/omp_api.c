@@ -5,7 +5,9 @@
  * OMP_SCHEDULE, OMP_DYNAMIC, OMP_MAX_ACTIVE_LEVELS, OMP_NESTED, OMP_THREAD_LIMIT,
  * OMP_STACKSIZE). Without OMP_NUM_THREADS a team has as many threads as the host says the
  * granule may use (faabric_threads.default_team_size: the worker's slots). nthreads-var is
- * per thread; the others are process-wide. Must not implement constructs.
+ * per thread; the others are process-wide. An elastic app (fteam_elastic) keeps its forks
+ * elastic until the program fixes the team size: OMP_NUM_THREADS set, or any thread calling
+ * omp_set_num_threads. Must not implement constructs.
  */
 #include <ctype.h>
 #include <omp.h>
@@ -72,6 +74,8 @@ static void read_schedule(void) {
 static void read_icvs(void) {
     int procs = faabric_threads_default_team_size();
     icvs.procs = procs > 0 ? procs : 1;
+    const char *fixed = getenv("OMP_NUM_THREADS");
+    icvs.elastic = (!fixed || !*fixed) && fteam_elastic();
     icvs.nthreads = env_int("OMP_NUM_THREADS", icvs.procs);
     if (icvs.nthreads > OMP_MAX_THREADS)
         icvs.nthreads = OMP_MAX_THREADS;
@@ -99,8 +103,11 @@ const struct omp_icvs *omp_icvs(void) {
 }
 
 void omp_set_num_threads(int n) {
-    if (n > 0)
-        omp_me()->nthreads_var = n;
+    if (n <= 0)
+        return;
+    omp_icvs();
+    icvs.elastic = 0; /* the program chose its team sizes */
+    omp_me()->nthreads_var = n;
 }
 
 int omp_get_num_threads(void) {

@@ -129,6 +129,7 @@ struct omp_icvs {
     int run_sched; /* SCH_STATIC, SCH_DYNAMIC, SCH_GUIDED or SCH_AUTO */
     int run_chunk;
     int procs; /* the host's default team size: the cores the granule may use */
+    int elastic; /* forks without num_threads get the host's free slots (omp_api.c) */
     size_t stack_size;
 };
 const struct omp_icvs *omp_icvs(void);

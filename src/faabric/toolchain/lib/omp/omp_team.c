@@ -8,7 +8,9 @@
  * the host stops the granule. Nested regions and regions that find the pool busy run with
  * one thread. When the host plans part of a team elsewhere (omp_plan), the pool team is
  * distributed: its local threads run here as usual, omp_remote.c starts the others, and the
- * pool and gtid counter are per-host state. Must not implement worksharing or
+ * pool and gtid counter are per-host state. In an elastic app a fork without num_threads
+ * asks the host at each fork how many threads it may run (the host's free slots) and tells
+ * it at the join; such teams never span hosts. Must not implement worksharing or
  * synchronisation constructs.
  */
 #include <stdarg.h>
@@ -280,6 +282,21 @@ static int fork_on_pool(struct omp_thread *me, int wanted, kmpc_micro fn, int ar
     return n > 1;
 }
 
+/* an elastic region: as many threads as the host lends slots for now (at most `wanted`),
+ * given back at the join; 0 if it runs with one thread (serialized, by the caller) */
+static int fork_elastic(struct omp_thread *me, int wanted, kmpc_micro fn, int argc,
+                        void **args) {
+    int n = fteam_elastic_fork(wanted);
+    if (n > wanted)
+        n = wanted;
+    if (n > 1)
+        n = pool_grow(n);
+    if (n > 1)
+        run_on_pool(me, pool_team(me, n, fn, argc, args));
+    fteam_elastic_join(n > 1 ? n : 1);
+    return n > 1;
+}
+
 static int team_size_for(struct omp_thread *me) {
     int wanted = me->pushed > 0 ? me->pushed : me->nthreads_var;
     me->pushed = 0;
@@ -304,10 +321,12 @@ void __kmpc_fork_call(ident_t *loc, kmp_int32 argc, kmpc_micro fn, ...) {
         args[i] = va_arg(ap, void *);
     va_end(ap);
     struct omp_thread *me = omp_me();
+    int elastic = me->pushed == 0 && omp_icvs()->elastic;
     int wanted = team_size_for(me);
     int expected = 0;
     if (wanted > 1 && atomic_compare_exchange_strong(&pool.busy, &expected, 1)) {
-        int forked = fork_on_pool(me, wanted, fn, argc, args);
+        int forked = elastic ? fork_elastic(me, wanted, fn, argc, args)
+                             : fork_on_pool(me, wanted, fn, argc, args);
         atomic_store(&pool.busy, 0);
         if (forked)
             return;
