@@ -252,6 +252,35 @@ def test_losing_the_park_fails_the_frozen_app_naming_it() -> None:
     assert cluster.core.statistics().frozen == 0
 
 
+def test_the_thaw_is_followed_until_the_park_has_sent_every_rank() -> None:
+    cluster = frozen_cluster()
+    assert cluster.run(HostRegistered("c", 4)) == [Thaw("a", 1, 2, ("c", "c"))]
+    cluster.run(RankMovedAway(1, 0, 2, "a", "c"))  # the park sent rank 0: no slot changes
+    assert cluster.used() == {"a": 2, "b": 0, "c": 2}
+    # The park dies before sending rank 1: it fails, its slot on c is freed, rank 0 is
+    # cancelled where it runs, and the app ends at once instead of waiting forever.
+    commands = cluster.run(HostLeft("a", "its connection closed"))
+    assert Finish(1) in commands and Cancel("c", 1) in commands
+    view = cluster.core.app(1)
+    assert view is not None and view.state is AppState.FINISHED
+    assert describe(view.results[1].outcome) == (
+        "failed: worker a was lost before it sent rank 1 to its new host: its connection "
+        "closed")
+    assert cluster.used() == {"b": 0, "c": 1}  # rank 0 holds its slot until c reports
+    cluster.run(done(1, 0, "c"))
+    assert cluster.used() == {"b": 0, "c": 0}
+
+
+def test_a_thaw_is_complete_once_every_rank_is_sent_or_has_ended() -> None:
+    cluster = frozen_cluster()
+    cluster.run(HostRegistered("c", 4))
+    cluster.run(RankMovedAway(1, 0, 2, "a", "c"), done(1, 1, "c"))  # rank 1 reported first
+    cluster.run(HostLeft("a", "gone"))  # too late to matter: both ranks left the park
+    assert cluster.state(1) is AppState.RUNNING
+    cluster.run(done(1, 0, "c"))
+    assert cluster.state(1) is AppState.FINISHED
+
+
 def test_reset_while_frozen_stops_the_parked_ranks() -> None:
     cluster = frozen_cluster()
     assert cluster.run(Reset()) == [Finish(1), Finish(2), Cancel("a", 1), Cancel("a", 2)]

@@ -2,7 +2,8 @@
 
 `AppRecord` is mutable and private to the planner core; `AppView`, `AppEvent` and
 `Statistics` are frozen snapshots safe to give to other threads. The migration in progress
-of an app (`Offered | Committed`) and its freeze (`FreezeOffered | Freezing | Frozen`) live
+of an app (`Offered | Committed`) and its freeze (`FreezeOffered | Freezing | Frozen |
+Thawing`) live
 on its record, with the policy it runs under. No I/O, no clock, no scheduling decisions here.
 """
 
@@ -116,7 +117,18 @@ class Frozen:
     at: float
 
 
-Freeze = FreezeOffered | Freezing | Frozen
+@dataclass(frozen=True, slots=True)
+class Thawing:
+    """The frozen app got slots again under `epoch` (it runs, as far as slots go): worker
+    `park` sends its ranks on; `pending` holds those not reported sent yet. If `park` is
+    lost before, those ranks can never arrive and the app fails."""
+
+    epoch: int
+    park: str
+    pending: frozenset[int]
+
+
+Freeze = FreezeOffered | Freezing | Frozen | Thawing
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from collections import Counter, deque
 
 from faabric.errors import InternalError
 from faabric.messages.types import AppState
-from faabric.planner._apps import AppRecord, Freezing, Frozen, Offered
+from faabric.planner._apps import AppRecord, Freezing, Frozen, Offered, Thawing
 from faabric.planner._hosts import Granule, HostTable
 
 
@@ -155,7 +155,16 @@ def _check_freeze(app: AppRecord, movable: frozenset[int], live: set[str]) -> No
         if app.state is AppState.FROZEN:
             raise InternalError(f"app {app.app_id} is frozen without a park")
         return
-    if isinstance(freeze, Frozen):
+    if isinstance(freeze, Thawing):
+        ok = (
+            app.state is AppState.RUNNING
+            and app.move is None
+            and freeze.park in live
+            and bool(freeze.pending)
+            and all(index not in app.results for index in freeze.pending)
+            and 1 <= freeze.epoch <= app.last_epoch
+        )
+    elif isinstance(freeze, Frozen):
         ok = (
             app.state is AppState.FROZEN
             and app.app_id not in movable

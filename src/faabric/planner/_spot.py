@@ -29,6 +29,7 @@ from faabric.planner._apps import (
     FreezeOffered,
     Freezing,
     Frozen,
+    Thawing,
 )
 from faabric.planner._events import (
     Command,
@@ -166,7 +167,7 @@ class Evictions:
     def owns(self, app: AppRecord | None) -> bool:
         """Whether the app's claims and moved ranks are a freeze's (one is offered or under
         way), not a migration's."""
-        return app is not None and isinstance(app.freeze, FreezeOffered | Freezing)
+        return app is not None and isinstance(app.freeze, FreezeOffered | Freezing | Thawing)
 
     def freezing(self, app: AppRecord) -> bool:
         """Whether the app's ranks are on their way to their park."""
@@ -208,6 +209,10 @@ class Evictions:
         was freed; reports that do not match the freeze under way are ignored."""
         app = apps[event.app_id]
         freeze = app.freeze
+        if isinstance(freeze, Thawing):
+            if event.host == freeze.park and app.placement.get(event.index) == event.to:
+                self._sent(app, freeze, event.epoch, event.index)
+            return False  # the thawed rank's slot on its new host stays taken
         if not (
             isinstance(freeze, Freezing)
             and freeze.epoch == event.epoch
@@ -224,6 +229,13 @@ class Evictions:
         else:
             self._freeze(app, freeze, now)
         return True
+
+    @staticmethod
+    def _sent(app: AppRecord, thawing: Thawing, epoch: int, index: int) -> None:
+        """Rank `index` of a thawing app left its park (or already ended on its new host)."""
+        if epoch == thawing.epoch and index in thawing.pending:
+            pending = thawing.pending - {index}
+            app.freeze = dataclasses.replace(thawing, pending=pending) if pending else None
 
     def _freeze(self, app: AppRecord, freeze: Freezing, now: float) -> None:
         for host, count in app.scaled.items():  # granted while it froze: a frozen app holds none
@@ -263,8 +275,8 @@ class Evictions:
             self._hosts.claim(host, (app.app_id, index))
             app.placement[index] = host
         app.state = AppState.RUNNING
-        app.freeze = None
         app.last_epoch += 1
+        app.freeze = Thawing(app.last_epoch, frozen.park, frozenset(range(app.spec.size)))
         self._moves.points_reached(app)  # it was at a migration point when it froze
         ranks = tuple(range(app.spec.size))
         targets = tuple(sorted(set(hosts)))
@@ -280,6 +292,8 @@ class Evictions:
         (a freeze under way makes the core abandon the app, see `freezing`)."""
         if isinstance(app.freeze, FreezeOffered):
             return self._withdraw(app, app.freeze, now, f"rank {rank} ended")
+        if isinstance(app.freeze, Thawing):  # it arrived, so its park sent it
+            self._sent(app, app.freeze, app.freeze.epoch, rank)
         return []
 
     def drop(self, app: AppRecord, now: float, reason: str) -> frozenset[int]:
@@ -294,17 +308,31 @@ class Evictions:
         app.note(now, AppEventKind.ABANDONED, freeze.epoch, f"abandoned: freeze, {reason}")
         return frozenset(range(app.spec.size)) - freeze.moving
 
+    def _lost_in_thaw(self, app: AppRecord, thawing: Thawing, reason: str) -> None:
+        """The park died before it sent these ranks on: they fail and free the slots
+        taken for them on their new hosts (nothing will ever report there)."""
+        app.freeze = None
+        for index in sorted(thawing.pending):
+            self._hosts.release(app.placement[index], (app.app_id, index))
+            outcome = Failed(f"worker {thawing.park} was lost before it sent rank {index} "
+                             f"to its new host: {reason}")
+            app.results[index] = GranuleResult(app.app_id, index, thawing.park, outcome)
+
     def hosts_lost(
         self, apps: Mapping[int, AppRecord], lost: Mapping[str, str], now: float
     ) -> tuple[list[AppRecord], dict[int, str]]:
         """Before the hosts of `lost` (name -> reason) are removed: the ranks parked there
         fail. Returns the frozen apps that lost their park (every rank failed: the core must
-        finish them) and, for each freezing app that lost its park, the park (the core must
-        abandon it)."""
+        finish them) and, for each freezing or thawing app that lost its park, the park (the
+        core must abandon it)."""
         ended: list[AppRecord] = []
         hit: dict[int, str] = {}
         for app in apps.values():
             freeze = app.freeze
+            if isinstance(freeze, Thawing) and freeze.park in lost:
+                self._lost_in_thaw(app, freeze, lost[freeze.park])
+                hit[app.app_id] = freeze.park
+                continue
             if not isinstance(freeze, Freezing | Frozen) or freeze.park not in lost:
                 continue
             outcome = Failed(f"worker {freeze.park} was lost while it kept the frozen app: "

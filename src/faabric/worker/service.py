@@ -305,8 +305,8 @@ class Worker:
 
     def _thaw(self, app_id: int, epoch: int, placement: tuple[str, ...],
               peers: tuple[tuple[str, str], ...]) -> None:
-        """Send a frozen app's ranks to their new hosts; a rank that cannot go (or is not
-        kept here) fails, which ends the app."""
+        """Send a frozen app's ranks to their new hosts, telling the planner of each one
+        sent; a rank that cannot go (or is not kept here) fails, which ends the app."""
         thawed, missing = self.parked.thaw(app_id, epoch, placement, peers)
         failures = [(index, f"worker {self.name} does not keep it") for index in missing]
         if self._courier is not None:
@@ -318,6 +318,8 @@ class Worker:
                 self._courier.send_rank(rank.host, transfer.encode(rank.package, rank.memory))
             except (FaabricError, GuestFault, OSError) as error:
                 failures.append((rank.package.index, f"cannot reach worker {rank.host}: {error}"))
+                continue
+            self._send(RankMoved(app_id, rank.package.index, epoch, rank.host))
         for index, why in failures:
             outcome = Failed(f"rank {index} could not be thawed: {why}")
             self._send(Report(GranuleResult(app_id, index, self.name, outcome)))
