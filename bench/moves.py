@@ -14,7 +14,7 @@ against its memory size, and what pulling a split app onto one worker gains.
 2. Pull-together. `kernels/mpi_alltoall.c`, 4 ranks, MPI_Alltoall of 8 MiB per pair per
    iteration, on two workers of 4 slots with blockers of 2 slots on each (so 2+2). A run
    whose blockers outlive it gives the never-moved time T (the first one also calibrates);
-   in the others one blocker ends at 20/40/60/80 % of T (median of the never-moved runs so
+   in the others one blocker ends at 20/40/60/80 % of T (the shortest never-moved run so
    far) and the app is pulled onto one worker, usually in two steps (3+1, then 4+0: the
    blocker's two granules end one after the other). Speed-up = median never-moved time /
    median moved time (planner start to finish).
@@ -22,6 +22,7 @@ against its memory size, and what pulling a split app onto one worker gains.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import mmap
@@ -30,7 +31,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,13 +75,13 @@ class Results:
     never: list[float] = field(default_factory=list)  # seconds
     moved: dict[float, list[tuple[float, float, int]]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    load: list[float] = field(default_factory=list)  # 1-minute load average, before and after
+    others: dict[str, float] = field(default_factory=dict)  # cores other processes used
 
 
 def measure(cache_dir: Path, quick: bool) -> Results:
     kernels = build_kernels(cache_dir)
-    out = Results(load=[os.getloadavg()[0]])
-    with MoveCluster(2, kernels) as cluster:
+    out = Results()
+    with MoveCluster(2, kernels) as cluster, _others(cluster, out, "pause"):
         for _ in range(PAUSE_RUNS):
             for mib in PAUSE_MIB[quick]:
 
@@ -90,10 +91,19 @@ def measure(cache_dir: Path, quick: bool) -> Results:
                 _attempt(out, f"pause {mib} MiB", pause)
     for mib in PAUSE_MIB[quick]:
         out.copies[mib] = _copy_reference(mib << 20)
-    with MoveCluster(4, kernels) as cluster:
+    with MoveCluster(4, kernels) as cluster, _others(cluster, out, "pull-together"):
         _pull(cluster, quick, out)
-    out.load.append(os.getloadavg()[0])
     return out
+
+
+@contextlib.contextmanager
+def _others(cluster: MoveCluster, out: Results, what: str) -> Iterator[None]:
+    """Record how many cores processes other than this one and its workers used meanwhile."""
+    busy, mine = cluster.cpu_seconds()
+    start = time.monotonic()
+    yield
+    busy_after, mine_after = cluster.cpu_seconds()
+    out.others[what] = ((busy_after - busy) - (mine_after - mine)) / (time.monotonic() - start)
 
 
 def _attempt(out: Results, what: str, run: Callable[[], object]) -> None:
@@ -146,7 +156,7 @@ def _pull(cluster: MoveCluster, quick: bool, out: Results) -> None:
         if round_:
             _attempt(out, "never moved", lambda: out.never.append(
                 _pull_run(cluster, args, None, check)[0]))
-        total = statistics.median(out.never)
+        total = min(out.never)  # the least disturbed: a faster run must still be moved
         for point in POINTS:
             short_ms = (offset + point * total) * 1000
 
@@ -257,16 +267,17 @@ def notes(res: Results) -> list[str]:
                 speed = statistics.median(res.never) / statistics.median(r[0] for r in pulled)
                 at = statistics.median(r[1] for r in pulled) / statistics.median(res.never)
                 steps = sorted({r[2] for r in pulled})
-                pulls.append(f"{point:.0%}: {speed:.2f}x (offer at {at:.0%}, migrations "
+                pulls.append(f"{point:.0%}: {speed:.2f}x (offered at {at:.0%} of T, migrations "
                              f"per run {'/'.join(map(str, steps))}; original {original}x)")
         out.append(f"pull-together (kernels/mpi_alltoall.c, {PAIR_BYTES >> 20} MiB per pair, "
-                   f"never moved {fmt_time(statistics.median(res.never))}, "
+                   f"never moved T = {fmt_time(statistics.median(res.never))}, "
                    f"{len(res.never)} runs): speed-up never/moved at " + "; ".join(pulls)
                    + ". Original: 8 ranks 4+4 on 8-core VMs; here 4 ranks on 2 vCPUs share "
                    "2 cores wherever they run, so only the transport changes (TCP between "
                    "worker processes vs memory copies in one), not the cores.")
-    out.append("moves: 1-minute load average " + " -> ".join(f"{x:.2f}" for x in res.load)
-               + " (before -> after; above ~0.5 something else shared the 2 vCPUs).")
+    out.append("moves: other processes used " + ", ".join(
+        f"{cores:.2f} of {os.cpu_count()} cores during the {what} runs"
+        for what, cores in res.others.items()) + " (not this process nor its workers).")
     out += [f"moves: run not counted: {failure}" for failure in res.failures]
     return out
 

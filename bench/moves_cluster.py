@@ -11,6 +11,7 @@ the cluster is always stopped when the `with` block ends, also on errors.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -96,6 +97,18 @@ class MoveCluster:
                 raise BenchError(f"slots still used {SETTLE_TIMEOUT:g} s after a reset: "
                                  f"{self._client.hosts()}")
             time.sleep(0.05)
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds used so far by the whole machine, and by this process and its
+        workers: the difference over a run is what other processes took from it."""
+        tick = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as stat:
+            user, nice, system, _, _, irq, softirq = map(int, stat.readline().split()[1:8])
+        mine = sum(os.times()[:2])
+        for proc in self._cluster.workers:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            mine += (int(fields[11]) + int(fields[12])) / tick
+        return (user + nice + system + irq + softirq) / tick, mine
 
     def split_start(self, blocked: int, short_ms: float, kernel: str, size: int,
                     *args: object, **extra: Any) -> tuple[dict[str, Any], str]:

@@ -46,7 +46,9 @@ int main(int argc, char **argv) {
     double loop = wall() - start;
     long total = 0;
     MPI_Reduce(&check, &total, 1, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (rank == 0) printf("loop %.6f\ncheck %ld acc %.3f\n", loop, total, acc > 0 ? 1.0 : 0.0);
+    volatile double keep = acc; /* the compute must not be optimised away */
+    (void)keep;
+    if (rank == 0) printf("loop %.6f\ncheck %ld\n", loop, total);
     MPI_Finalize();
     return 0;
 }
