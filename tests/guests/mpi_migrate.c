@@ -3,7 +3,7 @@
  * the world and over a split communicator, and a receive posted before the first barrier
  * that matches only halfway through. The output depends only on the world size, never on
  * where ranks run or whether they moved, so a migrated run prints exactly what a run that
- * never moved prints. argv[1]: iterations (default 40); argv[2]: compute per iteration
+ * never moved prints; MPI_Wtime never goes back. argv[1]: iterations (default 40); argv[2]: compute per iteration
  * (default 200000). */
 #include <faabric.h>
 #include <math.h>
@@ -39,7 +39,8 @@ int main(int argc, char **argv) {
 
     double local = rank + 1.0;
     long checksum = 0;
-    int moved = 0;
+    int moved = 0, clock_went_back = 0;
+    double last = MPI_Wtime();
     for (int it = 0; it < iterations; it++) {
         local = compute(local, work);
         int token = it * 100 + rank, got = -1;
@@ -72,10 +73,14 @@ int main(int argc, char **argv) {
             MPI_Wait(&early_req, MPI_STATUS_IGNORE);
         }
         moved += faabric_migration_point(); /* an explicit point as well */
+        double now = MPI_Wtime(); /* a moved rank's clock must not jump back */
+        clock_went_back += now < last;
+        last = now;
     }
     long total = 0;
     MPI_Reduce(&checksum, &total, 1, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
-    printf("rank %d of %d: checksum %ld early %d\n", rank, size, checksum, early);
+    printf("rank %d of %d: checksum %ld early %d clock %s\n", rank, size, checksum, early,
+           clock_went_back ? "went back" : "steady");
     if (rank == 0)
         printf("total %ld\n", total);
     fprintf(stderr, "rank %d moved %d times\n", rank, moved);

@@ -9,6 +9,7 @@ if that part is missing. This module must not import wasmtime.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from faabric.messages.types import Batch
@@ -25,7 +26,8 @@ OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
 
 @dataclass(slots=True)
 class GranuleIO:
-    """What one running granule reads and writes through the host interface."""
+    """What one running granule reads and writes through the host interface;
+    `clock_base` is the host's monotonic time (ns) at which its monotonic clock reads 0."""
 
     index: int
     count: int
@@ -33,6 +35,7 @@ class GranuleIO:
     output_limit: int = OUTPUT_LIMIT
     _output: bytearray = field(default_factory=bytearray)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    clock_base: int = field(default_factory=time.monotonic_ns)
 
     def append_output(self, data: bytes) -> None:
         with self._lock:

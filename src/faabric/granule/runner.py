@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from faabric.abi import FAABRIC_FUNCTIONS, GranuleIO
+from faabric.abi import CLOCK_FUNCTIONS, FAABRIC_FUNCTIONS, GranuleIO
 from faabric.abi.mpi import IMPORT_MODULE as MPI_MODULE
 from faabric.abi.mpi import MPI_FUNCTIONS
 from faabric.abi.state import Arrival, GranuleState, MpiRank, TeamContext
@@ -85,7 +85,7 @@ class GranuleRunner:
         self._teams = teams
         self._clock = clock
         self._send_rank = send_rank or _cannot_send
-        functions = (*FAABRIC_FUNCTIONS, *extra_functions)
+        functions = (*FAABRIC_FUNCTIONS, *CLOCK_FUNCTIONS, *extra_functions)
         if worlds is not None:
             functions = (*functions, *MPI_FUNCTIONS)
         self._launcher = Launcher(engine, functions)
@@ -105,8 +105,11 @@ class GranuleRunner:
         """Carry on with a rank another worker moved here, from inside the call it left
         from; the result covers the whole run, from its first start."""
         batch = package.batch
+        # Its monotonic clock goes on from where it stopped, plus the time it was away.
+        away = max(0, time.time_ns() - package.left_at)
         io = GranuleIO(index=package.index, count=batch.spec.size, input=batch.spec.input,
-                       _output=bytearray(package.output))
+                       _output=bytearray(package.output),
+                       clock_base=time.monotonic_ns() - package.clock - away)
         moved = _MovedIn(package, Suspended(memory, package.stack_pointer, package.area))
         return self._attempt(batch, package.index, io, package.started, moved)
 
@@ -243,6 +246,7 @@ class GranuleRunner:
             area=suspended.area, record=leave.record, stdout=result.stdout,
             stderr=result.stderr, output=io.output(), started=started,
             seconds_left=max(0.0, deadline - time.monotonic()), frozen=frozen,
+            clock=time.monotonic_ns() - io.clock_base, left_at=time.time_ns(),
         )
         try:
             self._send_rank(leave.host, transfer.encode(package, suspended.memory))

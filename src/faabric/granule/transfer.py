@@ -38,6 +38,8 @@ class RankPackage:
     started: float
     seconds_left: float
     frozen: bool = False
+    clock: int = 0  # its monotonic clock (ns) when it left
+    left_at: int = 0  # wall-clock time (ns) when it left
 
 
 _CODEC = Codec([RankPackage, Batch, AppSpec, RankRecord, PostedRecord, ArrivedRecord])
@@ -50,7 +52,7 @@ def encode(package: RankPackage, memory: bytes | bytearray | memoryview
     return _LENGTH.pack(len(meta)) + meta, memoryview(memory)
 
 
-def decode(payload: bytearray) -> tuple[RankPackage, memoryview]:
+def decode(payload: bytearray | memoryview) -> tuple[RankPackage, memoryview]:
     """The package and its memory (a view into `payload`).
 
     Raises:

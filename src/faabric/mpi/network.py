@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy
+
 from faabric.mpi import memory
 from faabric.mpi.matching import Envelope
 from faabric.wasm.host import GuestFault
@@ -47,7 +49,7 @@ class Router(Protocol):
 
 
 TeamRouter = Callable[[bytearray], None]  # one TEAM frame's payload
-MoveRouter = Callable[[bytearray], None]  # one MOVE frame's payload: a migrating rank
+MoveRouter = Callable[[memoryview], None]  # one MOVE frame's payload: a migrating rank
 
 
 class PayloadReader:
@@ -67,6 +69,13 @@ class PayloadReader:
     def read_bytes(self) -> bytearray:
         data = bytearray(self._left)
         _recv_exact(self._sock, memoryview(data))
+        self._left = 0
+        return data
+
+    def read_large(self) -> memoryview:
+        """The whole payload, into memory that is not zeroed first (for large frames)."""
+        data = numpy.empty(self._left, dtype=numpy.uint8).data
+        _recv_exact(self._sock, data)
         self._left = 0
         return data
 
@@ -228,7 +237,7 @@ class DataPlane:
                 if kind == TEAM:
                     self._team_frame(PayloadReader(sock, length).read_bytes())
                 elif kind == MOVE:
-                    self._move_frame(PayloadReader(sock, length).read_bytes())
+                    self._move_frame(PayloadReader(sock, length).read_large())
                 else:
                     self._dispatch(sock, router, *fields)
         except (OSError, ConnectionError) as exc:
@@ -246,7 +255,7 @@ class DataPlane:
         except Exception:  # one bad message must not end the connection
             log.exception("a team message could not be handled")
 
-    def _move_frame(self, payload: bytearray) -> None:
+    def _move_frame(self, payload: memoryview) -> None:
         if self._moves is None:
             log.warning("dropped a migrating rank: this worker does not take them")
             return

@@ -108,6 +108,7 @@ class Launcher:
     def _new_linker(self) -> Any:
         linker = wasmtime.Linker(self._engine.wasmtime)
         linker.define_wasi()
+        linker.allow_shadowing = True  # host functions may replace WASI's (e.g. its clocks)
         for function, callback, ty in self._bindings:
             _raw.define_unchecked(linker, function, callback, ty)
         return linker

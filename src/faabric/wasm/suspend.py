@@ -13,6 +13,7 @@ import ctypes
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import wasmtime
 
 from faabric.wasm.host import GuestFault
@@ -59,8 +60,11 @@ def capture(store: Any, raw_instance: Any, area: int) -> Suspended:
     exports[STOP_UNWIND](store)
     memory = exports["memory"]
     size = memory.data_len(store)
-    data = ctypes.string_at(memory.data_ptr(store), size)
-    return Suspended(data, int(exports[STACK_POINTER].value(store)), area)
+    data = numpy.empty(size, dtype=numpy.uint8)  # not touched: memmove fills it
+    # ctypes.memmove releases the GIL (string_at would hold it for the whole copy, seconds
+    # for a large memory, stalling every other thread of the worker, keep-alives included).
+    ctypes.memmove(data.ctypes.data, memory.data_ptr(store), size)
+    return Suspended(data.data, int(exports[STACK_POINTER].value(store)), area)
 
 
 def restore(store: Any, raw_instance: Any, suspended: Suspended) -> None:

@@ -294,7 +294,7 @@ class Worker:
         """The app takes migration offer `epoch`."""
         self._send(MigrationClaim(app_id, epoch))
 
-    def take_rank(self, payload: bytearray) -> None:
+    def take_rank(self, payload: memoryview) -> None:
         """A rank another worker moved here (a MOVE frame): run it on a slot thread (the
         planner holds a slot here for it), or keep it if its app is being frozen."""
         package, memory = transfer.decode(payload)
