@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit bench lint clean
+.PHONY: install run test test-unit bench experiment lint clean
 
 install: $(STAMP)
 
@@ -32,7 +32,11 @@ test-unit: install
 bench: install
 	@scripts/install-system-deps --peers
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
+
+# Schedulers compared on a job trace replayed through the planner core (docs/experiments.md).
+experiment: install
+	$(BIN)/faabric experiment compare --hosts 8 --jobs 25 --mix mpi --seed 0
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -10,7 +10,7 @@ that block. Ray rows are skipped, with a note, when Ray cannot be imported; Open
 mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether, and
 `--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py), and
 `--no-migration` the cost of making MPI programs movable (bench/migration.py) and of moving
-them while they run (bench/moves.py).
+them while they run (bench/moves.py), with the elastic OpenMP loop (bench/elastic.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cluster, compute, granule_start, migration, moves, mpi, openmp, peers, teams
+from bench import (
+    cluster,
+    compute,
+    elastic,
+    granule_start,
+    migration,
+    moves,
+    mpi,
+    openmp,
+    peers,
+    teams,
+)
 from bench import snapshot as snapshots
 from bench.common import (
     Row,
@@ -116,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             moving = moves.measure(cache, quick)
             rows += moves.rows(moving)
             notes += moves.notes(moving)
+            say("4d. elastic OpenMP: a team that grows when a slot frees (bench/elastic.py)")
+            grown = elastic.measure(3 if quick else 5, cache, quick)
+            rows += elastic.rows(grown)
+            notes += elastic.notes(grown)
 
         say("5. OpenMP: wasm teams vs native libomp")
         measured = openmp.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from faabric.errors import ToolchainError
+from faabric.toolchain.wasm_bytes import WasmReader
 
 _MAGIC = b"\0asm"
 _CUSTOM = 0
@@ -22,57 +23,24 @@ _UNDEFINED = 0x10
 _EXPLICIT_NAME = 0x40
 
 
-class _Reader:
-    """A cursor over wasm bytes (LEB128 integers and length-prefixed names)."""
-
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise ValueError("truncated")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return result
-
-    def name(self) -> str:
-        length = self.uleb()
-        if self.pos + length > self.end:
-            raise ValueError("truncated name")
-        text = self.data[self.pos : self.pos + length].decode()
-        self.pos += length
-        return text
-
-
 def defined_symbols(obj: bytes) -> list[str]:
     """Names of the global symbols a wasm relocatable object defines (in table order)."""
     if obj[:4] != _MAGIC:
         raise ValueError("not a wasm object")
-    reader = _Reader(obj, 8)
+    reader = WasmReader(obj, 8)
     while reader.pos < reader.end:
         section = reader.byte()
         size = reader.uleb()
         start = reader.pos
         if section == _CUSTOM:
-            inner = _Reader(obj, start, start + size)
+            inner = WasmReader(obj, start, start + size)
             if inner.name() == "linking":
                 return _linking_symbols(inner)
         reader.pos = start + size
     return []
 
 
-def _linking_symbols(reader: _Reader) -> list[str]:
+def _linking_symbols(reader: WasmReader) -> list[str]:
     reader.uleb()  # linking metadata version
     while reader.pos < reader.end:
         kind = reader.byte()
@@ -83,7 +51,7 @@ def _linking_symbols(reader: _Reader) -> list[str]:
     return []
 
 
-def _symbol_table(reader: _Reader) -> list[str]:
+def _symbol_table(reader: WasmReader) -> list[str]:
     names = []
     for _ in range(reader.uleb()):
         kind = reader.byte()

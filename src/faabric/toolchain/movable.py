@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from faabric.errors import ToolchainError
+from faabric.toolchain.wasm_bytes import WasmReader
 
 MIGRATE_IMPORT = ("faabric_mpi", "fmpi_migrate")
 WASM_OPT = "wasm-opt"
@@ -102,61 +103,35 @@ def module_imports(data: bytes) -> list[tuple[str, str]]:
     """
     if data[:4] != b"\0asm":
         raise ToolchainError("not a WebAssembly module")
-    reader = _Reader(data, 8)
-    while reader.pos < len(data):
-        section = reader.byte()
-        size = reader.uleb()
-        end = reader.pos + size
-        if section == _IMPORT_SECTION:
-            return [reader.import_entry() for _ in range(reader.uleb())]
-        reader.pos = end
+    reader = WasmReader(data, 8)
+    try:
+        while reader.pos < len(data):
+            section = reader.byte()
+            size = reader.uleb()
+            end = reader.pos + size
+            if section == _IMPORT_SECTION:
+                return [_import_entry(reader) for _ in range(reader.uleb())]
+            reader.pos = end
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ToolchainError(f"malformed WebAssembly module: {error}") from None
     return []
 
 
-class _Reader:
-    """A cursor over a wasm binary that reads the encodings the import section uses."""
-
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data = data
-        self.pos = pos
-
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise ToolchainError("truncated WebAssembly module")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            value = self.byte()
-            result |= (value & 0x7F) << shift
-            shift += 7
-            if not value & 0x80:
-                return result
-
-    def name(self) -> str:
-        length = self.uleb()
-        raw = self.data[self.pos : self.pos + length]
-        self.pos += length
-        return raw.decode(errors="replace")
-
-    def import_entry(self) -> tuple[str, str]:
-        module, name = self.name(), self.name()
-        kind = self.byte()
-        if kind == 0:  # function: a type index
-            self.uleb()
-        elif kind in (1, 2):  # table (element type first) or memory: limits
-            if kind == 1:
-                self.byte()
-            flags = self.byte()
-            self.uleb()
-            if flags & 1:
-                self.uleb()
-        elif kind == 3:  # global: value type, mutability
-            self.byte()
-            self.byte()
-        else:
-            raise ToolchainError(f"unknown import kind {kind} in WebAssembly module")
-        return module, name
+def _import_entry(reader: WasmReader) -> tuple[str, str]:
+    module, name = reader.name(), reader.name()
+    kind = reader.byte()
+    if kind == 0:  # function: a type index
+        reader.uleb()
+    elif kind in (1, 2):  # table (element type first) or memory: limits
+        if kind == 1:
+            reader.byte()
+        flags = reader.byte()
+        reader.uleb()
+        if flags & 1:
+            reader.uleb()
+    elif kind == 3:  # global: value type, mutability
+        reader.byte()
+        reader.byte()
+    else:
+        raise ValueError(f"unknown import kind {kind}")
+    return module, name

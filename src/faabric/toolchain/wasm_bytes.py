@@ -1,0 +1,40 @@
+"""A cursor over WebAssembly binaries: bytes, LEB128 integers and length-prefixed names.
+
+Shared by the archive writer (symbol tables of objects) and the migration rewrite (imports of
+modules). It reads only; it raises ValueError for truncated input and knows no sections.
+"""
+
+from __future__ import annotations
+
+
+class WasmReader:
+    """A cursor over wasm bytes (LEB128 integers and length-prefixed names)."""
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise ValueError("truncated")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def uleb(self) -> int:
+        result = shift = 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return result
+
+    def name(self) -> str:
+        length = self.uleb()
+        if self.pos + length > self.end:
+            raise ValueError("truncated name")
+        text = self.data[self.pos : self.pos + length].decode()
+        self.pos += length
+        return text
