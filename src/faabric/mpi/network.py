@@ -31,6 +31,8 @@ _HEADER = struct.Struct("<BxxxqiiiiqI")
 MESSAGE, ACK, FAILED, TEAM, FENCE, READY, MOVE = 1, 2, 3, 4, 5, 6, 7
 INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with their header
 CONNECT_TIMEOUT = 10.0
+MOVE_TIMEOUT = 30.0  # seconds a migrating rank's frame may take, plus its size at...
+MOVE_MIN_RATE = 20e6  # ... 20 MB/s, the slowest transfer accepted
 
 
 class Router(Protocol):
@@ -164,26 +166,35 @@ class DataPlane:
         self._send(host, (_HEADER.pack(kind, app_id, 0, 0, 0, 0, len(name), epoch) + name,))
 
     def send_rank(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
-        """Send a migrating rank (one MOVE frame whose payload is `parts`) to `host`."""
-        self.send_frame(host, parts, kind=MOVE)
+        """Send a migrating rank (one MOVE frame whose payload is `parts`) to `host`. A host
+        that stops taking it in (alive but not reading) fails the send after a deadline
+        that grows with the frame's size, instead of holding the caller forever."""
+        size = sum(len(p) for p in parts)
+        self.send_frame(host, parts, kind=MOVE,
+                        timeout=MOVE_TIMEOUT + size / MOVE_MIN_RATE)
 
     def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...],
-                   kind: int = TEAM) -> None:
+                   kind: int = TEAM, timeout: float | None = None) -> None:
         """Send one TEAM frame to `host`, its payload being `parts` one after the other."""
         length = sum(len(p) for p in parts)
         header = _HEADER.pack(kind, 0, 0, 0, 0, 0, length, 0)
         if length <= INLINE_LIMIT:
-            self._send(host, (header + b"".join(parts),))
+            self._send(host, (header + b"".join(parts),), timeout)
         else:
-            self._send(host, (header, *parts))
+            self._send(host, (header, *parts), timeout)
 
-    def _send(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
+    def _send(self, host: str, parts: tuple[bytes | memoryview, ...],
+              timeout: float | None = None) -> None:
         link = self._link(host)
         with link.lock:
             try:
+                if timeout is not None:  # only then: settimeout costs a system call
+                    link.sock.settimeout(timeout)
                 for part in parts:
                     link.sock.sendall(part)
-            except OSError as exc:
+                if timeout is not None:
+                    link.sock.settimeout(None)
+            except OSError as exc:  # a timeout too: the frame is cut, so is the connection
                 self._drop(host, link)
                 raise GuestFault(f"lost the connection to worker {host}: {exc}") from exc
 
