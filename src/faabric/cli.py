@@ -1,4 +1,4 @@
-"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status, evict.
+"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status, evict, experiment.
 
 Parses arguments, builds configs (command line > environment > TOML > defaults), hands them
 to `runtime` and prints results. Every FaabricError becomes one line on stderr and a non-zero
@@ -52,6 +52,9 @@ def _guard(action: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("faabric: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,9 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_cluster(sub)
     _add_status(sub)
     _add_evict(sub)
+    _add_experiment(sub)
     sub.add_parser("cc", help="compile C to wasm (clang-style arguments)")
     sub.add_parser("c++", help="compile C++ to wasm (clang-style arguments)")
     return parser
+
+
+def _add_experiment(sub: Any) -> None:
+    from faabric.experiments.command import add_parser
+
+    add_parser(sub)
 
 
 def _add_run(sub: Any) -> None:

@@ -4,11 +4,13 @@ planner tests, a client and fake workers for the module's `planner`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from planner_fakes import TIMEOUT as PLANNER_TIMEOUT
 from planner_fakes import FakeWorker
 
@@ -19,6 +21,12 @@ from faabric.toolchain import build
 from faabric.wasm import ModuleCache, WasmEngine, module_digest
 
 GUESTS = Path(__file__).resolve().parent.parent / "guests"
+
+# Property tests draw the same examples on every run, so CI is repeatable; set
+# FAABRIC_HYPOTHESIS=explore to draw new ones (and look for new failures) locally.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("FAABRIC_HYPOTHESIS", "repeatable"))
 
 # name -> extra flags; every guest here must compile
 GUEST_FLAGS: dict[str, tuple[str, ...]] = {

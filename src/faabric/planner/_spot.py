@@ -99,8 +99,8 @@ class Evictions:
             app = apps[app_id]
             if app_id in skip or app.move or app.results or app.scaled:
                 continue
-            if isinstance(app.freeze, Freezing | Frozen):
-                continue
+            if isinstance(app.freeze, Freezing | Frozen | Thawing):
+                continue  # a thawing app moves once its park has sent every rank
             if self._hosts.any_evicting(app.placement.values()):
                 commands += self._evacuate(app, now)
         return commands

@@ -238,7 +238,8 @@ class PlannerCore(CoreQueries):
         app.cancelled.discard(result.index)
         if app.state is AppState.RUNNING and result.index not in app.results:
             app.results[result.index] = result  # the first result wins
-            if app.complete:
+            if app.complete:  # nothing left to freeze, if a freeze was under way
+                self._spot.drop(app, now, f"rank {result.index} ended, the last to")
                 commands.append(self._finish(app, now))
             elif self._spot.freezing(app):  # the rank could not go to its park
                 why = f"rank {result.index} ended while the app was being frozen"
