@@ -81,17 +81,21 @@ class Migrations:
         the slots the previous ones took.
         """
         commands: list[Command] = []
+        capacity = None  # made once, and again only after a reservation changed it
         for app_id in sorted(self._movable):
-            if self._hosts.free_slots() == 0:
-                break  # a rank can only move to a free slot: it holds both until it moved
             app = apps[app_id]
             if app.move or app.freeze or app.results or app.scaled or app_id in skip:
                 continue
+            if capacity is None:
+                if self._hosts.free_slots() == 0:
+                    break  # a rank can only move to a free slot: it holds both until it moved
+                capacity = self._hosts.all_capacity()
             current = tuple(app.placement[rank] for rank in range(app.spec.size))
-            decision = app.policy.migrate(self._hosts.all_capacity(), current)
+            decision = app.policy.migrate(capacity, current)
             match decision:
                 case Moves():
                     commands.append(self.reserve(app, decision, now))
+                    capacity = None
                 case DoNotMigrate() | MustFreeze():
                     continue  # only an evacuation freezes (see `_spot.py`)
                 case _:

@@ -33,6 +33,11 @@ def bin_pack_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> 
     where they are.
     """
     check_migration(hosts, placement)
+    first = placement[0]
+    if all(host == first for host in placement) and any(
+        h.name == first and not h.evicting for h in hosts
+    ):
+        return DoNotMigrate()  # on one usable host already: nothing is better (the usual case)
     repacked = repack(hosts, placement)
     if isinstance(repacked, NoCapacity):
         return DoNotMigrate()  # only possible when some of its hosts are missing or evicted
