@@ -121,7 +121,7 @@ class Migrations:
         self._clock = clock
         self._cond = world.moves
         self._epochs: dict[int, _Epoch] = {}
-        self._offer = 0  # the epoch the planner offers now (0: none)
+        self._offer: int | None = None  # the epoch the planner offers now
         self._declared = False  # the planner was told the app has migration points
         self._barriers = 0
         self.period = 0  # every how many world barriers the app may move (0: never)
@@ -130,24 +130,24 @@ class Migrations:
 
     def set_offer(self, epoch: int) -> None:
         with self._cond:
-            self._offer = max(self._offer, epoch)
+            self._offer = max(self._offer or 0, epoch)
 
     def drop_offer(self, epoch: int) -> None:
         with self._cond:
             if self._offer == epoch:
-                self._offer = 0
+                self._offer = None
 
     def offered(self, at_barrier: bool) -> int:
         """Rank 0 is at a migration point (after a world barrier, or an explicit one): the
-        epoch it should move under, or 0. The first point tells the planner the app can
-        move at all."""
+        epoch it should move under, or 0 (the guest's "no"). The first point tells the
+        planner the app can move at all."""
         with self._cond:
             if self.period <= 0:
                 return 0
             declare, self._declared = not self._declared, True
             self._barriers += 1 if at_barrier else 0
             due = not at_barrier or self._barriers % self.period == 0
-            epoch = self._offer if due else 0
+            epoch = self._offer if due and self._offer is not None else 0
         if declare:
             self._planner.points(self._world.app_id)
         return epoch
@@ -158,7 +158,7 @@ class Migrations:
         with self._cond:
             self._epoch(epoch).decision = decision
             if self._offer == epoch:
-                self._offer = 0
+                self._offer = None
             self._cond.notify_all()
 
     def fenced(self, epoch: int, host: str) -> None:
