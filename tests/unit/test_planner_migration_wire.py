@@ -6,20 +6,15 @@
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from planner_fakes import TIMEOUT
+from planner_fakes import TIMEOUT, FakeWorker
 
-from faabric import __version__
 from faabric.config import PlannerConfig
-from faabric.errors import TimeoutError_, TransportError
 from faabric.messages.control import (
-    CONTROL_CODEC,
     MigrationCancel,
     MigrationClaim,
     MigrationOffer,
@@ -27,65 +22,16 @@ from faabric.messages.control import (
     MigrationStart,
     MigrationWithdrawn,
     RankMoved,
-    Register,
     Registered,
     Report,
-    RunBatch,
 )
-from faabric.messages.types import Batch, Exited, GranuleResult
+from faabric.messages.types import Exited, GranuleResult
 from faabric.planner.client import PlannerClient
 from faabric.runtime import RunningPlanner
-from faabric.transport.framing import FramedSocket, connect
 
 MODULE = b"\0asm\x01\0\0\0" + b"migration wire tests"
 DIGEST = hashlib.sha256(MODULE).hexdigest()
 OFFER_TIMEOUT = 0.2
-
-Migrating = MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel
-
-
-class MovingWorker:
-    """A fake worker that records batches and migration messages from the planner."""
-
-    def __init__(self, planner: RunningPlanner, name: str, slots: int) -> None:
-        self.name = name
-        self.address = f"10.0.0.{slots}:{1000 + len(name)}"
-        sock = connect("127.0.0.1", planner.control.port, timeout=TIMEOUT)
-        self.conn = FramedSocket(sock, CONTROL_CODEC, io_timeout=TIMEOUT)
-        self.conn.send(Register(name, slots, __version__, self.address))
-        assert isinstance(self.conn.recv(TIMEOUT), Registered)
-        self.batches: queue.Queue[Batch] = queue.Queue()
-        self.moves: queue.Queue[Migrating] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while not self.conn.closed:
-            try:
-                message = self.conn.recv(timeout=0.05)
-            except TimeoutError_:
-                continue
-            except TransportError:
-                return
-            if isinstance(message, RunBatch):
-                self.batches.put(message.batch)
-            elif isinstance(message, Migrating):
-                self.moves.put(message)
-
-    def next_batch(self) -> Batch:
-        return self.batches.get(timeout=TIMEOUT)
-
-    def next_move(self) -> Migrating:
-        return self.moves.get(timeout=TIMEOUT)
-
-    def nothing_more(self) -> bool:
-        time.sleep(0.1)
-        return self.moves.empty()
-
-    def close(self) -> None:
-        self.conn.close()
-        self._reader.join(timeout=TIMEOUT)
-
 
 @pytest.fixture
 def planner() -> Iterator[RunningPlanner]:
@@ -98,11 +44,13 @@ def planner() -> Iterator[RunningPlanner]:
 
 
 @pytest.fixture
-def worker(planner: RunningPlanner) -> Iterator[Callable[[str, int], MovingWorker]]:
-    started: list[MovingWorker] = []
+def worker(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker]]:
+    started: list[FakeWorker] = []
 
-    def make(name: str, slots: int) -> MovingWorker:
-        started.append(MovingWorker(planner, name, slots))
+    def make(name: str, slots: int) -> FakeWorker:
+        address = f"10.0.0.{slots}:{1000 + len(name)}"
+        started.append(FakeWorker(planner, name, slots, address))
+        assert isinstance(started[-1].first, Registered)
         return started[-1]
 
     yield make
@@ -111,8 +59,8 @@ def worker(planner: RunningPlanner) -> Iterator[Callable[[str, int], MovingWorke
 
 
 def _app_on_two_hosts(
-    client: PlannerClient, worker: Callable[[str, int], MovingWorker]
-) -> tuple[int, MovingWorker, MovingWorker]:
+    client: PlannerClient, worker: Callable[[str, int], FakeWorker]
+) -> tuple[int, FakeWorker, FakeWorker]:
     a, b = worker("a", 2), worker("b", 2)
     app_id = int(client.submit({"module": DIGEST, "size": 4})["app_id"])
     assert b.next_batch().placement == ("b", "b", "a", "a")
@@ -125,7 +73,7 @@ def test_offer_claim_start_and_moves(
     planner: RunningPlanner, client: PlannerClient, worker: Any
 ) -> None:
     app_id, a, b = _app_on_two_hosts(client, worker)
-    assert b.nothing_more()  # no slot is free yet
+    assert b.no_more_moves()  # no slot is free yet
     c = worker("c", 4)
     assert b.next_move() == MigrationOffer(app_id, 1)
     b.conn.send(MigrationClaim(app_id, 1))
@@ -146,7 +94,7 @@ def test_offer_claim_start_and_moves(
     reason = "no offer is open (epoch 1 is gone)"
     assert a.next_move() == MigrationCancel(app_id, 1, reason)  # the claimer, and
     assert c.next_move() == MigrationCancel(app_id, 1, reason)  # every host of the app
-    assert b.nothing_more()
+    assert b.no_more_moves()
     for index in range(4):
         c.conn.send(Report(GranuleResult(app_id, index, "c", Exited(0))))
     assert client.wait_app(app_id, TIMEOUT)["status"] == 0

@@ -165,14 +165,7 @@ def caller_call(caller: Any, context: Any, name: str, *args: int) -> bool:
     slots = (ffi.wasmtime_val_raw_t * max(1, len(args)))()
     for i, value in enumerate(args):
         slots[i].i32 = value
-    trap = ctypes.POINTER(ffi.wasm_trap_t)()
-    error = ffi.wasmtime_func_call_unchecked(
-        context, ctypes.byref(item.of.func), slots, len(slots), ctypes.byref(trap)
-    )
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    if trap:
-        raise wasmtime.Trap._from_ptr(trap)
+    _call_in(context, item.of.func, slots)
     return True
 
 
@@ -211,9 +204,13 @@ def call_no_args(store: Any, func: Any) -> None:
 
 
 def _call(store: Any, func: Any, slots: Any) -> None:
+    _call_in(store._context(), func, slots)
+
+
+def _call_in(context: Any, func: Any, slots: Any) -> None:
     trap = ctypes.POINTER(ffi.wasm_trap_t)()
     error = ffi.wasmtime_func_call_unchecked(
-        store._context(), ctypes.byref(func), slots, len(slots), ctypes.byref(trap)
+        context, ctypes.byref(func), slots, len(slots), ctypes.byref(trap)
     )
     if error:
         raise wasmtime.WasmtimeError._from_ptr(error)
