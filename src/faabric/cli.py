@@ -19,7 +19,7 @@ from typing import Any
 
 from faabric import __version__
 from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, WorkerConfig, load
-from faabric.errors import FaabricError
+from faabric.errors import ConfigError, FaabricError
 
 EXIT_USAGE = 2
 
@@ -84,7 +84,12 @@ def _add_experiment(sub: Any) -> None:
 
 
 def _add_run(sub: Any) -> None:
-    p = sub.add_parser("run", help="compile if needed and run a program as N granules")
+    p = sub.add_parser(
+        "run", help="compile if needed and run a program as N granules",
+        description="Compile if needed and run a program as N granules. Every granule's "
+        "environment holds this shell's OMP_* variables, the variables given with -x and "
+        "those given with --env; --env wins over -x, which wins over the inherited OMP_*.",
+    )
     p.add_argument("-n", type=int, dest="n", help="number of granules (default 1)")
     p.add_argument("--hosts", type=int, help="embedded cluster: worker processes (default 1)")
     p.add_argument("--slots", type=int, help="embedded cluster: slots per worker (default: CPUs)")
@@ -94,7 +99,11 @@ def _add_run(sub: Any) -> None:
                    help="bytes of memory per granule (default 1 GiB)")
     p.add_argument("--input", dest="input_file", help="file whose bytes granules read as input")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="environment variable for the guest (repeatable)")
+                   help="environment variable for the guest (repeatable; wins over -x and "
+                   "the inherited OMP_* variables)")
+    p.add_argument("-x", action="append", default=[], dest="forward", metavar="NAME[=VALUE]",
+                   help="pass NAME from this shell to the guest, or set it to VALUE "
+                   "(repeatable, as mpirun -x; wins over the inherited OMP_* variables)")
     moves = p.add_mutually_exclusive_group()
     moves.add_argument("--migrate-every", type=int, dest="migrate_every", metavar="K",
                        help="MPI ranks may be moved at every K-th barrier (default 1)")
@@ -168,8 +177,13 @@ def _add_evict(sub: Any) -> None:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    from faabric.run import run_program
+    from faabric.run import guest_environment, run_program
 
+    try:
+        env = guest_environment(os.environ, ns.forward, ns.env)
+    except ConfigError as exc:  # a usage error of `faabric run` itself
+        print(f"faabric run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = list(ns.args)
     if args and args[0] == "--":
         args = args[1:]
@@ -178,7 +192,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if ns.no_migrate:
         options["migrate_every"] = 0
     config = load(RunConfig, "run", options)
-    return run_program(config, ns.program, args, env=ns.env, input_file=ns.input_file,
+    return run_program(config, ns.program, args, env=env, input_file=ns.input_file,
                        verbose=ns.verbose, user=os.environ.get("USER", ""))
 
 

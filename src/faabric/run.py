@@ -3,6 +3,8 @@
 Without a planner URL an embedded cluster is started for the run and torn down after it.
 Granules' stdout is printed in granule order, their stderr to stderr; the exit status is 0
 only if every granule exited 0, otherwise one line on stderr says which granule failed how.
+The guest's environment is built by `guest_environment` from the launching shell's `OMP_*`
+variables, `-x` and `--env` (in rising precedence).
 This module only orchestrates; building, scheduling and running live elsewhere.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_MARGIN = 30.0
 SOURCE_SUFFIXES = {".c": False, ".cc": True, ".cpp": True, ".cxx": True, ".C": True}
+INHERITED_PREFIX = "OMP_"
 
 
 def run_program(
@@ -31,13 +34,14 @@ def run_program(
     program: str,
     args: Sequence[str],
     *,
-    env: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
     input_file: str | None = None,
     verbose: bool = False,
     user: str = "",
 ) -> int:
     """Run `program` as `config.n` granules for `user` (who submits it, for the compact
-    policy); returns the exit status for the shell."""
+    policy) with the environment `env` (see `guest_environment`); returns the exit status
+    for the shell."""
     if config.n < 1 or config.hosts < 1 or config.slots < 1:
         raise ConfigError("-n, --hosts and --slots must be at least 1")
     if config.policy:
@@ -48,7 +52,7 @@ def run_program(
         "size": config.n,
         "program": Path(program).name,
         "args": list(args),
-        "env": _parse_env(env),
+        "env": dict(env or {}),
         "input": _read_input(input_file),
         "timeout": config.timeout,
         "memory_limit": config.memory_limit,
@@ -132,9 +136,23 @@ def _planner(config: RunConfig, verbose: bool) -> Iterator[PlannerClient]:
             client.close()
 
 
-def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
+def guest_environment(
+    shell: Mapping[str, str], forwarded: Sequence[str], explicit: Sequence[str]
+) -> dict[str, str]:
+    """The environment of every granule: the `OMP_*` variables of `shell` (the launching
+    shell's environment), then `forwarded` (`-x NAME` takes NAME from `shell`, `-x NAME=VALUE`
+    sets it), then `explicit` (`--env NAME=VALUE`); a later source wins over an earlier one."""
+    env = {name: value for name, value in shell.items() if name.startswith(INHERITED_PREFIX)}
+    for item in forwarded:
+        name, sep, value = item.partition("=")
+        if not name:
+            raise ConfigError(f"-x expects NAME or NAME=VALUE, got {item!r}")
+        if not sep:
+            if name not in shell:
+                raise ConfigError(f"-x {name}: not set in the environment")
+            value = shell[name]
+        env[name] = value
+    for pair in explicit:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"--env expects NAME=VALUE, got {pair!r}")

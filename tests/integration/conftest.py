@@ -121,7 +121,13 @@ def wasm(cache_dir: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def process_env(cache_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    return clean_env(cache_dir)
+
+
+def clean_env(cache_dir: Path) -> dict[str, str]:
+    """This process's environment without what would change faabric's behaviour (a config
+    file, the OMP_* variables `faabric run` passes on), caching into `cache_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     env["XDG_CACHE_HOME"] = str(cache_dir)
     env.pop("FAABRIC_CONFIG", None)
     return env

@@ -4,7 +4,6 @@ one to four threads. Without a native clang-16 and libomp the comparisons are sk
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import GUESTS, Cluster, start_planner
+from tests.integration.conftest import GUESTS, Cluster, clean_env, start_planner
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +32,7 @@ def native_missing() -> str | None:
 
 def omp_cluster(cache_dir: Path, workers: dict[str, int]) -> Iterator[Cluster]:
     """A planner and `workers` (name -> slots), stopped when the generator is closed."""
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache_dir))
-    env.pop("FAABRIC_CONFIG", None)
+    env = clean_env(cache_dir)
     proc, url = start_planner(env, 2.0)
     running = Cluster(proc, url, env)
     try:
@@ -138,3 +136,27 @@ def test_threads_print_whole_lines(cluster: Cluster, tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 2000
     assert all(line.startswith("thread ") and line.endswith(" ok") for line in lines)
+
+
+def test_run_passes_the_shells_omp_variables_and_x(cluster: Cluster, tmp_path: Path) -> None:
+    source = tmp_path / "shell_env.c"
+    source.write_text(
+        "#include <omp.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+        "int main(void) {\n  const char *foo = getenv(\"FOO\");\n"
+        "  printf(\"%d %s\\n\", omp_get_max_threads(), foo ? foo : \"(unset)\");\n"
+        "  return 0;\n}\n"
+    )
+    shell = dict(cluster.env, OMP_NUM_THREADS="3", FOO="bar")
+
+    def run(*options: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "faabric", "run", "--planner", cluster.url, *options,
+             str(source)], env=shell, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run() == "3 (unset)\n"  # OMP_* are inherited, other variables only with -x
+    assert run("-x", "FOO") == "3 bar\n"
+    assert run("-x", "FOO=baz", "--env", "OMP_NUM_THREADS=2") == "2 baz\n"
