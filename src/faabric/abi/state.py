@@ -124,7 +124,9 @@ class TeamContext:
     """A thread-capable granule's team: its plans per team size, the distributed region it
     is in, if any (a `MainRegion` on the granule's worker, a `PartRegion` elsewhere), and on
     the granule's worker the memory its parts last received and the team sizes that could
-    not be spread (they run here). `deadline` is the granule's, on `time.monotonic`."""
+    not be spread (they run here). `deadline` is the granule's, on `time.monotonic`.
+    `may_span` is False for a module whose atomic instructions were not rewritten to work
+    across hosts (built by an older faabric): its teams always run on one host."""
 
     batch: Batch
     index: int
@@ -133,6 +135,7 @@ class TeamContext:
     plans: dict[int, TeamPlan] = field(default_factory=dict)
     sent: SentMemory | None = None
     local_only: set[int] = field(default_factory=set)
+    may_span: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from faabric.threads.host_copy import HostCopy
 from faabric.threads.part_region import PartRegion
 from faabric.threads.regions import MainRegion
 from faabric.threads.service import PartResult, TeamService
+from faabric.threads.team_functions import ATOMIC_IMPORT
 from faabric.wasm import (
     Cancellation,
     HostFunction,
@@ -199,7 +200,8 @@ class GranuleRunner:
         rank = self._join(module, batch, index, spec.timeout, moved)
         team = None
         if module.shared_memory is not None:
-            team = TeamContext(batch, index, time.monotonic() + batch.spec.timeout)
+            team = TeamContext(batch, index, time.monotonic() + batch.spec.timeout,
+                               may_span=ATOMIC_IMPORT in {i.qualified for i in module.imports})
         state = GranuleState(batch.app_id, io, rank, team)
         problem: str | None = "failed inside faabric"
         suspended = False  # the rank left for another host: it does not leave its world

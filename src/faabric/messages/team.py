@@ -38,6 +38,8 @@ class TeamOp(IntEnum):
     SINGLE = 5  # value: the single's sequence number
     ORDERED_WAIT = 6  # key: loop number; value: the iteration to wait for
     ORDERED_PASS = 7  # key: loop number; value: the next iteration allowed
+    ATOMIC = 8  # key: the address; value: the instruction's code; a, b: its operands
+    APPLY = 9  # only `deferred`: ignored-result atomic operations to do, no answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,10 @@ class TeamStart:
 @dataclass(frozen=True, slots=True)
 class TeamRequest:
     """Part host -> main: thread `thread` of the part on `host` asks `op`; `diff` holds the
-    part's writes since its last synchronisation (for ops that publish)."""
+    part's writes since its last synchronisation (for ops that publish). An ATOMIC request
+    has operands `a` and `b` and, when it repeats a spin, the answer seen last as `hint`.
+    `deferred` holds the part's batched atomic operations whose results were ignored, as
+    (code, address, operand) triples, done before the request."""
 
     region: RegionId
     host: str
@@ -91,6 +96,10 @@ class TeamRequest:
     key: int
     value: int
     diff: Diff | None = None
+    a: int = 0
+    b: int = 0
+    hint: int | None = None
+    deferred: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

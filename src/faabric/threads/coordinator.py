@@ -193,6 +193,18 @@ class Coordinator:
             self._check(who)
             return self._unseen(who)
 
+    @property
+    def position(self) -> int:
+        """How many diffs were ever published (grows with every publication)."""
+        with self._lock:
+            return self._log_start + len(self._log)
+
+    def has_unseen(self, who: str) -> bool:
+        """Whether another participant published something `who` was not handed yet."""
+        with self._lock:
+            first = self._seen[who] - self._log_start
+            return any(origin != who for origin, _ in self._log[first:])
+
     def break_(self, reason: str) -> None:
         """Fail every waiting and future operation with `reason`."""
         with self._lock:

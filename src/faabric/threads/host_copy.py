@@ -95,6 +95,18 @@ class HostCopy:
             self._extend_twin(need)
             merge_diffs(self._twin, diffs)
 
+    def wrote(self, writes: Sequence[tuple[int, bytes]]) -> None:
+        """Bytes the host wrote to memory and published itself: not to be collected again."""
+        with self._lock:
+            for address, data in writes:
+                self._extend_twin(address + len(data))
+                self._twin[address:address + len(data)] = np.frombuffer(data, np.uint8)
+
+    def view(self) -> np.ndarray:
+        """The memory as it is now, writable (its tracked pages)."""
+        with self._lock:
+            return self._view()
+
     def close(self) -> None:
         self._tracker.stop()
 

@@ -15,12 +15,14 @@ from collections.abc import Callable
 
 from faabric.messages.team import RegionId, TeamOp, TeamRefused, TeamReply, TeamRequest
 from faabric.snapshot import Diff
+from faabric.threads.atomic_ops import Deferred, Spins, decode
 from faabric.threads.coordinator import Broken, Delivery, Granted
 from faabric.threads.host_copy import HostCopy
 from faabric.threads.waiting import Waiter
 from faabric.wasm.host import GuestFault
 
 Send = Callable[[TeamRequest], None]  # to the main host; raises GuestFault if it cannot
+_WHAT = {TeamOp.ATOMIC: "an atomic operation"}  # what a timed-out wait was for
 
 
 class PartRegion:
@@ -39,6 +41,8 @@ class PartRegion:
         self._waiting: dict[int, Waiter] = {}
         self._lock = threading.Lock()
         self._publishing = threading.Lock()  # a collect and its sending, in one step
+        self._deferred = Deferred()  # ignored-result atomic operations not sent yet
+        self._spins = Spins()
         self._broken: str | None = None
 
     @property
@@ -74,6 +78,22 @@ class PartRegion:
     def ordered_pass(self, loop: int, following: int) -> None:
         self._tell(TeamOp.ORDERED_PASS, 0, loop, following)
 
+    def atomic(self, thread: int, code: int, address: int, a: int, b: int) -> int:
+        """An atomic instruction of a thread here, done by the main host; one whose result
+        is ignored joins the batch sent with the next request instead."""
+        op = decode(code)
+        if op.dropped:
+            with self._publishing:
+                if not self._deferred.add(code, address, a):
+                    self._send_batch()
+                    self._deferred.add(code, address, a)
+            return 0
+        hint = self._spins.hint(thread, code, address, a)
+        value = self._ask(TeamOp.ATOMIC, thread, address, code, publish=op.writes,
+                          operands=(a, b), hint=hint)
+        self._spins.saw(thread, code, address, a, value)
+        return value
+
     def replied(self, reply: TeamReply | TeamRefused) -> None:
         with self._lock:
             waiter = self._waiting.pop(reply.request_id, None)
@@ -98,9 +118,12 @@ class PartRegion:
             stop_threads(reason)
 
     def last_writes(self) -> Diff | None:
+        """The part's writes not published yet, its batched atomic operations sent ahead."""
         if self.copy is None:
             return None
         with self._publishing:
+            if self._deferred and self._broken is None:
+                self._send_batch()
             return self.copy.collect()
 
     def close(self) -> None:
@@ -108,7 +131,8 @@ class PartRegion:
             self.copy.close()
 
     def _ask(self, op: TeamOp, thread: int, key: int = 0, value: int = 0,
-             publish: bool = False) -> int:
+             publish: bool = False, operands: tuple[int, int] = (0, 0),
+             hint: int | None = None) -> int:
         copy = self._restored()
         waiter = Waiter()
         request_id = next(self._ids)
@@ -119,8 +143,8 @@ class PartRegion:
         with self._publishing:
             diff = copy.collect() if publish else None
             self._send(TeamRequest(self.region, self.host, request_id, op, thread, key, value,
-                                   diff))
-        return waiter.wait(self._deadline, op.name.lower().replace("_", " "),
+                                   diff, *operands, hint, self._deferred.take()))
+        return waiter.wait(self._deadline, _WHAT.get(op, op.name.lower().replace("_", " ")),
                            lambda: self._broken, copy)
 
     def _tell(self, op: TeamOp, thread: int, key: int, value: int = 0) -> None:
@@ -129,7 +153,12 @@ class PartRegion:
             raise GuestFault(self._broken)
         with self._publishing:
             self._send(TeamRequest(self.region, self.host, next(self._ids), op, thread, key,
-                                   value, copy.collect()))
+                                   value, copy.collect(), deferred=self._deferred.take()))
+
+    def _send_batch(self) -> None:
+        """Send the batched atomic operations now (the publishing lock is held)."""
+        self._send(TeamRequest(self.region, self.host, next(self._ids), TeamOp.APPLY, 0, 0, 0,
+                               deferred=self._deferred.take()))
 
     def _restored(self) -> HostCopy:
         if self.copy is None:

@@ -28,6 +28,8 @@ from faabric.messages.team import (
     TeamStop,
 )
 from faabric.messages.types import Exited, describe
+from faabric.threads.atomic_home import AtomicHome, AtomicRequest
+from faabric.threads.atomic_ops import Spins
 from faabric.threads.coordinator import Answer, Broken, Coordinator, Granted, RegionBroken
 from faabric.threads.host_copy import HostCopy
 from faabric.threads.waiting import WAIT_SLICE, Waiter, late
@@ -36,7 +38,7 @@ from faabric.wasm.host import GuestFault
 OnError = Callable[[Exception], None]
 Post = Callable[[str, object, OnError], None]  # (host, message, what to do if it is lost)
 T = TypeVar("T")
-_TOLD = (TeamOp.RELEASE, TeamOp.ORDERED_PASS)  # requests no thread waits an answer for
+_TOLD = (TeamOp.RELEASE, TeamOp.ORDERED_PASS, TeamOp.APPLY)  # requests nobody waits on
 
 
 @dataclass(slots=True)
@@ -60,6 +62,9 @@ class MainRegion:
         self.coordinator = Coordinator((region.host, *parts))
         self._done = threading.Condition()
         self._publishing = threading.Lock()  # a collect and its publication, in one step
+        self._atomics = AtomicHome(self.coordinator, copy, region.host, self._publishing,
+                                   self._give_up("an atomic operation"))
+        self._spins = Spins()
 
     @property
     def me(self) -> str:
@@ -85,6 +90,7 @@ class MainRegion:
         with self._publishing:
             diff = self._copy.collect()
             self._guard(lambda: self.coordinator.release(self.me, thread, key, diff))
+        self._atomics.changed()
 
     def single(self, seq: int) -> int:
         return self._guard(lambda: self.coordinator.single(seq))
@@ -97,6 +103,17 @@ class MainRegion:
         with self._publishing:
             diff = self._copy.collect()
             self._guard(lambda: self.coordinator.ordered_pass(self.me, loop, following, diff))
+        self._atomics.changed()
+
+    def atomic(self, thread: int, code: int, address: int, a: int, b: int) -> int:
+        """An atomic instruction of a thread here (see `AtomicHome`)."""
+        hint = self._spins.hint(thread, code, address, a)
+        waiter = Waiter()
+        self._atomics.serve(self.me, AtomicRequest(code, address, a, b, hint), waiter.answer)
+        value = waiter.wait(self._deadline, "an atomic operation",
+                            lambda: self.coordinator.broken, self._copy)
+        self._spins.saw(thread, code, address, a, value)
+        return value
 
     def join(self) -> list[TeamDone]:
         """Wait for every part, apply their writes; their results, in host order."""
@@ -117,11 +134,13 @@ class MainRegion:
         return [p.done for p in self._parts.values() if p.done is not None]
 
     def close(self) -> None:
+        self._atomics.break_("the region has ended")
         self._copy.close()
 
     def stop(self, reason: str) -> None:
         """End the region early: fail every wait, tell every unfinished part (best effort)."""
         self.coordinator.break_(reason)
+        self._atomics.break_(reason)
         for part in self._parts.values():
             if part.done is None:
                 self._post(part.host, TeamStop(self.region, reason), _ignore)
@@ -133,6 +152,7 @@ class MainRegion:
         if part is None or part.done is not None:
             return
         self.coordinator.publish(done.host, done.diff)
+        self._atomics.changed()
         if done.outcome != Exited(0):
             tids = ", ".join(str(t) for t in part.tids)
             self.coordinator.break_(f"on worker {done.host} (OpenMP threads {tids}): "
@@ -145,12 +165,15 @@ class MainRegion:
         """Answer (now or once it may go on) one request of a part."""
         reply = self._replier(message)
         try:
+            if message.deferred and message.op is not TeamOp.ATOMIC:
+                self._atomics.absorb(message.deferred)
             self._serve(message, reply)
-        except RegionBroken as broken:
+        except (RegionBroken, GuestFault) as broken:
             if message.op in _TOLD:  # nobody waits for an answer: the region cannot go on
                 self.coordinator.break_(f"on worker {message.host}: {broken}")
             else:
                 reply(Broken(str(broken)))
+        self._atomics.changed()
 
     def _serve(self, m: TeamRequest, reply: Answer) -> None:
         c, who = self.coordinator, m.host
@@ -169,6 +192,11 @@ class MainRegion:
                 c.ordered_wait(who, m.key, m.value, reply)
             case TeamOp.ORDERED_PASS:
                 c.ordered_pass(who, m.key, m.value, m.diff)
+            case TeamOp.ATOMIC:
+                self._atomics.serve(who, AtomicRequest(m.value, m.key, m.a, m.b, m.hint, m.diff,
+                                                       m.deferred), reply)
+            case TeamOp.APPLY:  # a batch of ignored-result operations, absorbed above
+                pass
 
     def _replier(self, m: TeamRequest) -> Answer:
         def lost(error: Exception) -> None:
@@ -192,6 +220,7 @@ class MainRegion:
         if publish:
             with self._publishing:
                 self._guard(lambda: start(waiter.answer))
+            self._atomics.changed()
         else:
             self._guard(lambda: start(waiter.answer))
         waiter.wait(self._deadline, what, lambda: self.coordinator.broken, self._copy)

@@ -40,8 +40,11 @@ from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction
 log = logging.getLogger(__name__)
 
 IMPORT_MODULE = "faabric_team"
+ATOMIC_IMPORT = f"{IMPORT_MODULE}.atomic"  # imported by modules whose atomics work across hosts
 _FORK = struct.Struct("<6i")  # struct fteam_fork
 _PAIR = struct.Struct("<2i")  # struct fteam_member, struct fteam_range
+_U64 = (1 << 64) - 1
+_WAITS = (0x01, 0x02)  # memory.atomic.wait32/64: operand b is a signed timeout
 
 Planning = Callable[[int, int, int], TeamPlan]  # (app id, granule index, team size) -> plan
 
@@ -109,6 +112,7 @@ class TeamFunctions:
             f("single", "i", "i", lambda c, seq: _region(c).single(seq)),
             f("ordered_wait", "iI", "", lambda c, loop, i: _region(c).ordered_wait(loop, i)),
             f("ordered_pass", "iI", "", lambda c, loop, i: _region(c).ordered_pass(loop, i)),
+            f("atomic", "iiII", "I", self.atomic),
             f("local_threads", "", "i", self.local_threads),
             f("elastic", "", "i", self.elastic),
             f("elastic_fork", "i", "i", self.elastic_fork),
@@ -141,13 +145,24 @@ class TeamFunctions:
 
     def _plan(self, call: HostCall, nthreads: int) -> TeamPlan:
         context = _context(call)
-        if nthreads <= 1 or context.region is not None or self._planning is None:
+        if nthreads <= 1 or context.region is not None or self._planning is None \
+                or not context.may_span:
             return TeamPlan(max(1, nthreads), max(1, nthreads))
         found = context.plans.get(nthreads)
         if found is None:
             found = self._planning(context.batch.app_id, context.index, nthreads)
             context.plans[nthreads] = found
         return found
+
+    def atomic(self, call: HostCall, code: int, address: int, a: int, b: int) -> int:
+        """An atomic instruction of the program while its team spans hosts; the answer as
+        a signed i64."""
+        region = _context(call).region
+        if region is None:
+            raise GuestFault("an atomic operation across hosts outside a distributed region")
+        value = region.atomic(call.thread_number, code, address & 0xFFFF_FFFF,
+                              a & _U64, b if code & 0xFF in _WAITS else b & _U64)
+        return value - (1 << 64) if value >= 1 << 63 else value
 
     def local_threads(self, call: HostCall) -> int:
         region = _region(call)

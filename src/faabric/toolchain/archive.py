@@ -3,7 +3,8 @@
 Debian's wasm toolchain has no llvm-ar-16, so faabric writes the GNU `ar` format itself: a
 symbol index ("/" member) listing every global symbol each object defines, read from the
 object's "linking" section, then the members. The output is deterministic (zero dates and
-ids). This module must not run compilers or know which libraries exist.
+ids). It also reads such archives back (their members, and the functions objects define).
+This module must not run compilers or know which libraries exist.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from faabric.errors import ToolchainError
 from faabric.toolchain.wasm_bytes import WasmReader
 
 _MAGIC = b"\0asm"
+_AR_MAGIC = b"!<arch>\n"
 _CUSTOM = 0
 _SYMBOL_TABLE = 8
 _FUNCTION, _DATA, _GLOBAL, _SECTION, _TAG, _TABLE = range(6)
@@ -25,6 +27,18 @@ _EXPLICIT_NAME = 0x40
 
 def defined_symbols(obj: bytes) -> list[str]:
     """Names of the global symbols a wasm relocatable object defines (in table order)."""
+    return [name for _, flags, name in _symbols(obj)
+            if name and not flags & (_UNDEFINED | _LOCAL)]
+
+
+def defined_functions(obj: bytes) -> list[str]:
+    """Names of the functions a wasm relocatable object defines, global and local (static)."""
+    return [name for kind, flags, name in _symbols(obj)
+            if kind == _FUNCTION and name and not flags & _UNDEFINED]
+
+
+def _symbols(obj: bytes) -> list[tuple[int, int, str]]:
+    """(kind, flags, name) of each entry of the object's symbol table; name "" if it has none."""
     if obj[:4] != _MAGIC:
         raise ValueError("not a wasm object")
     reader = WasmReader(obj, 8)
@@ -40,7 +54,7 @@ def defined_symbols(obj: bytes) -> list[str]:
     return []
 
 
-def _linking_symbols(reader: WasmReader) -> list[str]:
+def _linking_symbols(reader: WasmReader) -> list[tuple[int, int, str]]:
     reader.uleb()  # linking metadata version
     while reader.pos < reader.end:
         kind = reader.byte()
@@ -51,8 +65,8 @@ def _linking_symbols(reader: WasmReader) -> list[str]:
     return []
 
 
-def _symbol_table(reader: WasmReader) -> list[str]:
-    names = []
+def _symbol_table(reader: WasmReader) -> list[tuple[int, int, str]]:
+    symbols = []
     for _ in range(reader.uleb()):
         kind = reader.byte()
         flags = reader.uleb()
@@ -68,9 +82,39 @@ def _symbol_table(reader: WasmReader) -> list[str]:
             reader.uleb()  # function/global/tag/table index
             if not undefined or flags & _EXPLICIT_NAME:
                 name = reader.name()
-        if name and not undefined and not flags & _LOCAL:
-            names.append(name)
-    return names
+        symbols.append((kind, flags, name))
+    return symbols
+
+
+def archive_members(data: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each member of a GNU ar archive, without its symbol index ("/") and
+    long-names table ("//"); long names ("/<offset>") are resolved.
+
+    Raises:
+        ValueError: the bytes are not such an archive.
+    """
+    if not data.startswith(_AR_MAGIC):
+        raise ValueError("not an ar archive")
+    members: list[tuple[str, bytes]] = []
+    long_names = b""
+    pos = len(_AR_MAGIC)
+    while pos < len(data):
+        header = data[pos : pos + 60]
+        if len(header) < 60 or header[58:60] != b"`\n":
+            raise ValueError(f"bad member header at byte {pos}")
+        name, size = header[:16].decode().rstrip(), int(header[48:58])
+        body = data[pos + 60 : pos + 60 + size]
+        if len(body) < size:
+            raise ValueError(f"truncated member at byte {pos}")
+        pos += 60 + size + size % 2
+        if name == "//":
+            long_names = body
+        elif name.startswith("/") and name[1:].isdigit():
+            start = int(name[1:])
+            members.append((long_names[start : long_names.index(b"/\n", start)].decode(), body))
+        elif name not in ("/", "/SYM64/"):
+            members.append((name.removesuffix("/"), body))
+    return members
 
 
 def _header(name: str, size: int) -> bytes:
@@ -112,7 +156,7 @@ def archive_bytes(members: Sequence[tuple[str, bytes, list[str]]]) -> bytes:
         name_at += len(name) + 2
     index = count.to_bytes(4, "big") + b"".join(o.to_bytes(4, "big") for o in offsets) + strings
     return (
-        b"!<arch>\n"
+        _AR_MAGIC
         + _header("/", len(index)) + _padded(index)
         + _header("//", len(long_names)) + _padded(long_names)
         + b"".join(parts)

@@ -23,11 +23,11 @@ from faabric.toolchain.driver import (
     command_line,
     environment,
     find_compiler,
-    is_thread_capable,
+    finish_module,
     link_libraries,
 )
 from faabric.toolchain.libraries import sources_digest
-from faabric.toolchain.movable import make_movable, stand_in_tools
+from faabric.toolchain.movable import stand_in_tools
 
 CXX_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".c++", ".C"})
 _OMP = re.compile(rb"^\s*#\s*(pragma\s+omp\b|include\s*[<\"]omp\.h[>\"])", re.MULTILINE)
@@ -79,6 +79,7 @@ def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> st
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     digest.update(b"asyncify-2")  # the migration rewrite of movable.py
+    digest.update(b"atomics-1")  # the atomics rewrite of atomics.py
     for support in (*sorted(INCLUDE_DIR.glob("*.h")), *SHIMS):
         digest.update(support.name.encode())
         digest.update(support.read_bytes())
@@ -106,8 +107,7 @@ def _compile(
         if done.returncode != 0:
             diagnostics = (done.stderr or done.stdout).strip()
             raise ToolchainError(f"compiling {source.name} failed:\n{diagnostics}")
-        if not is_thread_capable(flags):
-            make_movable(tmp, flags, environment())
+        finish_module(tmp, flags, libraries)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

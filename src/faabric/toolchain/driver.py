@@ -18,6 +18,7 @@ from pathlib import Path
 
 from faabric.config import default_cache_dir
 from faabric.errors import ToolchainError
+from faabric.toolchain.atomics import route_atomics_file, runtime_functions
 from faabric.toolchain.libraries import ensure_archives
 from faabric.toolchain.movable import make_movable, stand_in_tools
 
@@ -117,6 +118,8 @@ def _threaded_link_flags() -> str:
         # makes wasm-ld 16 emit calls to function indices that do not exist.
         "--export=malloc",
         "--export=free",
+        # the helpers the program's atomic instructions are rewritten into (atomics.py)
+        "--undefined=fth_atomics_remote",
     ]
     linker += [f"--wrap={name}" for name in (*_WRAPPED, *_WRAPPED_STDIO)]
     return "-Wl," + ",".join(linker)
@@ -170,16 +173,26 @@ def cc_main(argv: list[str], cxx: bool) -> int:
     if status != 0 or output is None:
         return status
     try:
-        make_movable(output, argv, environment())
+        finish_module(output, argv, libraries)
     except ToolchainError as error:
         print(f"faabric {tool}: {error}", file=sys.stderr)
         return 1
     return 0
 
 
+def finish_module(path: Path, args: Sequence[str], libraries: Sequence[Path]) -> None:
+    """The rewrites after a link of `args`: a thread-capable module's own atomic
+    instructions become calls that work in teams spanning hosts (atomics.py); an MPI
+    program's call paths to migration points become movable (movable.py)."""
+    if is_thread_capable(args):
+        route_atomics_file(path, runtime_functions(libraries))
+    else:
+        make_movable(path, args, environment())
+
+
 def linked_output(args: Sequence[str]) -> Path | None:
-    """The module a plain (not thread-capable) link of `args` writes; None for other builds."""
-    if any(arg in _NO_LINK for arg in args) or is_thread_capable(args):
+    """The module a link of `args` writes; None if they do not link."""
+    if any(arg in _NO_LINK for arg in args):
         return None
     for i, arg in enumerate(args):
         if arg == "-o" and i + 1 < len(args):

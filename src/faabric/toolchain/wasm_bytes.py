@@ -1,7 +1,8 @@
 """A cursor over WebAssembly binaries: bytes, LEB128 integers and length-prefixed names.
 
-Shared by the archive writer (symbol tables of objects) and the migration rewrite (imports of
-modules). It reads only; it raises ValueError for truncated input and knows no sections.
+Shared by the archive writer (symbol tables of objects), the migration rewrite (imports of
+modules) and the atomics rewrite (function bodies). It reads only; it raises ValueError for
+truncated input and knows no sections.
 """
 
 from __future__ import annotations
@@ -30,6 +31,22 @@ class WasmReader:
             shift += 7
             if not byte & 0x80:
                 return result
+
+    def sleb(self) -> int:
+        """A signed LEB128 integer (i32.const, i64.const, block types)."""
+        result = shift = 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return result - (1 << shift) if byte & 0x40 else result
+
+    def skip(self, count: int) -> None:
+        """Move past `count` raw bytes."""
+        if self.pos + count > self.end:
+            raise ValueError("truncated")
+        self.pos += count
 
     def name(self) -> str:
         length = self.uleb()

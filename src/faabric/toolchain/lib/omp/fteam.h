@@ -42,6 +42,15 @@ FTEAM_IMPORT("single") int32_t fteam_single(int32_t seq);
  * start at 0): wait for it (memory synced in), or pass it on to `next` (synced out) */
 FTEAM_IMPORT("ordered_wait") void fteam_ordered_wait(int32_t loop, int64_t iteration);
 FTEAM_IMPORT("ordered_pass") void fteam_ordered_pass(int32_t loop, int64_t next);
+/* an atomic instruction of the program (atomic_route.c), done by the main host on its memory:
+ * `code` is the instruction's sub-opcode after the 0xfe prefix, plus FTEAM_ATOMIC_DROPPED
+ * for a read-modify-write whose result is ignored (the host may batch those); `a` and `b`
+ * are its operands zero-extended (a wait's are the expected value and the timeout). Returns
+ * what the instruction returns, zero-extended. Every one synchronises memory: this host's
+ * writes out first, then the others' in. FTEAM_ATOMIC_FENCE is a flush. */
+FTEAM_IMPORT("atomic") int64_t fteam_atomic(int32_t code, int32_t addr, int64_t a, int64_t b);
+#define FTEAM_ATOMIC_DROPPED 0x100
+#define FTEAM_ATOMIC_FENCE 0x03
 /* threads of the current distributed region on this host */
 FTEAM_IMPORT("local_threads") int32_t fteam_local_threads(void);
 /* elastic apps (faabric run --elastic): 1 if the granule's app is elastic, asked once */

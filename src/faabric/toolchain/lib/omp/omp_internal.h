@@ -144,6 +144,10 @@ void omp_sync_exclude(struct fteam_excludes *set);
 int omp_plan(int nthreads); /* threads of an nthreads team to run on this host (cached) */
 int omp_available(int nthreads); /* threads of it the cluster has slots for (cached) */
 int omp_remote_fork(struct omp_team *team); /* 0 once its threads local_n.. started elsewhere */
+void omp_remote_join(void); /* wait for the other hosts of the region, bring in their writes */
+extern int fth_atomics_remote; /* atomic_route.c: 1 while a team spans hosts, */
+extern const struct fteam_excludes *fth_atomics_local; /* and its per-host ranges */
+extern int64_t (*fth_atomics_call)(int32_t, int32_t, int64_t, int64_t); /* fteam_atomic */
 /* the hooks of the shims' malloc_lock.c: the team-wide heap lock, taken (returning 1) when
  * the caller's team spans hosts */
 int fth_team_heap_enter(void);

@@ -91,7 +91,9 @@ static void collect_excludes(void) {
     fth_stdio_exclude_state(&dist.excludes);
     if (&fth_heap_lock) /* each host's lock of its own copy of the heap */
         fteam_exclude(&dist.excludes, &fth_heap_lock, sizeof fth_heap_lock);
+    fteam_exclude(&dist.excludes, &fth_atomics_remote, sizeof fth_atomics_remote);
 }
+
 
 int omp_remote_fork(struct omp_team *team) {
     int n = team->nthreads, local = team->local_n;
@@ -105,10 +107,21 @@ int omp_remote_fork(struct omp_team *team) {
     collect_excludes();
     fflush(NULL); /* output buffered now would be printed again by the other hosts */
     dist.team = team;
+    fth_atomics_local = &dist.excludes;
+    fth_atomics_call = fteam_atomic;
+    fth_atomics_remote = 1; /* before the snapshot: the other hosts start with it set */
     dist.desc = (struct fteam_fork){n, local, FTEAM_ADDR(&remote_entry),
                                     FTEAM_ADDR(dist.members), dist.excludes.count,
                                     FTEAM_ADDR(dist.excludes.range)};
-    return fteam_fork(FTEAM_ADDR(&dist.desc));
+    int failed = fteam_fork(FTEAM_ADDR(&dist.desc));
+    if (failed)
+        fth_atomics_remote = 0;
+    return failed;
+}
+
+void omp_remote_join(void) {
+    fth_atomics_remote = 0; /* this host's threads of the region are done */
+    fteam_join();
 }
 
 /* -- the heap ------------------------------------------------------------------------------ */

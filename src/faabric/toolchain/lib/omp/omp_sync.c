@@ -31,8 +31,6 @@ static struct {
  * the barrier's memory synchronisation carries it to the other hosts */
 static void *volatile copy_data_shared;
 
-static int flush_key; /* its address keys the team-wide lock that flushes go through */
-
 static int spans_hosts(void) {
     return omp_me()->team->in_distributed;
 }
@@ -182,14 +180,13 @@ void __kmpc_end_reduce(ident_t *loc, kmp_int32 gtid, kmp_critical_name *lock) {
 }
 
 /* across hosts, a flush publishes this host's writes and brings in the ones published
- * before it, through a team-wide lock of its own */
+ * before it; a thread that flushes again and again with nothing new either way is held by
+ * the main host until something is published (a spin on a flag does not spin the network) */
 void __kmpc_flush(ident_t *loc) {
     (void)loc;
     atomic_thread_fence(memory_order_seq_cst);
-    if (spans_hosts()) {
-        fteam_acquire(FTEAM_ADDR(&flush_key));
-        fteam_release(FTEAM_ADDR(&flush_key));
-    }
+    if (spans_hosts())
+        fteam_atomic(FTEAM_ATOMIC_FENCE, 0, 0, 0);
 }
 
 /* cancellation is off (OMP_CANCELLATION is not supported): nothing is ever cancelled */

@@ -262,7 +262,7 @@ static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro f
     run_on_pool(me, team);
     fflush(stdout); /* this host's output of the region comes before the other hosts' */
     fflush(stderr);
-    fteam_join();
+    omp_remote_join();
     return 1;
 }
 
