@@ -16,7 +16,8 @@ from tests.integration.conftest import GUESTS, Cluster, clean_env, start_planner
 
 pytestmark = pytest.mark.integration
 
-OPENMP = ("omp_parallel", "omp_loops", "omp_sync", "omp_tasks", "omp_atomics", "omp_flush")
+OPENMP = ("omp_parallel", "omp_loops", "omp_sync", "omp_tasks", "omp_atomics", "omp_flush",
+          "omp_pthread_sync")
 PTHREADS = ("pthread_basic", "pthread_sync")
 THREADS = (1, 2, 3, 4)
 NATIVE_CC = "clang-16"

@@ -28,6 +28,7 @@ from faabric.toolchain.atomics import (
     route_atomics_file,
     runtime_functions,
 )
+from faabric.toolchain.driver import link_libraries
 from faabric.toolchain.wasm_code import atomic_instructions, parse_module
 
 CLANG = shutil.which("clang-16")
@@ -384,3 +385,10 @@ def test_decoding_300_kb_of_code_takes_well_under_a_second(built: Built) -> None
         for _, start, end in module.bodies:
             atomic_instructions(module.data, start, end)
     assert time.perf_counter() - started < 0.5
+
+
+def test_the_runtime_keeps_its_atomics_but_pthread_objects_are_routed(tmp_path: Path) -> None:
+    archives = link_libraries(["-fopenmp", "x.c"], tmp_path)
+    keep = runtime_functions(archives)
+    assert {"fth_lock", "fth_wait", "__kmpc_barrier"} <= keep
+    assert not {"pthread_mutex_lock", "pthread_cond_wait", "pthread_once"} & keep

@@ -126,14 +126,21 @@ def route_atomics_file(path: Path, keep: frozenset[str]) -> Routed:
     return routed
 
 
-def runtime_functions(archives: Sequence[Path]) -> frozenset[str]:
-    """Names of the functions (global and static) every object of the `archives` defines."""
+ROUTED_MEMBERS = frozenset({"pthread_sync.o"})  # runtime objects routed like the program
+
+
+def runtime_functions(archives: Sequence[Path],
+                      routed: frozenset[str] = ROUTED_MEMBERS) -> frozenset[str]:
+    """Names of the functions (global and static) every object of the `archives` defines,
+    except the objects named in `routed` (the program's pthread objects live in its memory:
+    their words are shared data)."""
     names: set[str] = set()
     for path in archives:
         try:
             members = archive_members(path.read_bytes())
-            for _, obj in members:
-                names.update(defined_functions(obj))
+            for member, obj in members:
+                if member not in routed:
+                    names.update(defined_functions(obj))
         except OSError as error:
             raise ToolchainError(f"cannot read {path}: {error.strerror}") from None
         except ValueError as error:

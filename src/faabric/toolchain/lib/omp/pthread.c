@@ -80,20 +80,6 @@ int pthread_equal(pthread_t a, pthread_t b) {
     return a == b;
 }
 
-int pthread_once(pthread_once_t *once, void (*init)(void)) {
-    atomic_int *word = (atomic_int *)once;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(word, &expected, 1)) {
-        init();
-        atomic_store(word, 2);
-        fth_wake_all(word);
-        return 0;
-    }
-    while ((expected = atomic_load(word)) != 2)
-        fth_wait(word, expected, FTH_SPIN_SHORT);
-    return 0;
-}
-
 int pthread_setcancelstate(int state, int *old) {
     if (old)
         *old = PTHREAD_CANCEL_ENABLE;

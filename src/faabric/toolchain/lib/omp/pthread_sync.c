@@ -1,13 +1,22 @@
 /*
- * pthread_sync.c: mutexes, condition variables, barriers, read-write locks and spin locks.
+ * pthread_sync.c: mutexes, condition variables, barriers, read-write locks, spin locks and
+ * pthread_once.
  *
  * Each object lives in wasi-libc's opaque pthread_*_t storage; the words used are named
- * below. All of them are process-private (one granule's threads). Must not allocate.
+ * below. All of them are process-private (one granule's threads). They wait and lock with a
+ * family of word functions of this file's own (fth_words.h), whose atomic instructions
+ * `faabric cc` routes like the program's: while an OpenMP team spans hosts, every operation
+ * on these words is done at the main host, so the objects work across hosts (each wait is
+ * held there until the word changes). Must not allocate.
  */
 #include <errno.h>
 #include <pthread.h>
 
 #include "fth.h"
+
+#define WORDS(name) pthread_words_##name
+#define WORDS_LINKAGE static
+#include "fth_words.h"
 
 /* pthread_mutex_t words */
 enum { M_WORD = 0, M_TYPE = 1, M_OWNER = 2, M_COUNT = 3 };
@@ -92,7 +101,7 @@ int pthread_mutex_lock(pthread_mutex_t *m) {
     int status;
     if (!check_owner(m, &status))
         return status;
-    fth_lock(WORD(m, M_WORD));
+    pthread_words_lock(WORD(m, M_WORD));
     take(m);
     return 0;
 }
@@ -101,7 +110,7 @@ int pthread_mutex_trylock(pthread_mutex_t *m) {
     int status;
     if (!check_owner(m, &status))
         return status == EDEADLK ? EBUSY : status;
-    if (!fth_trylock(WORD(m, M_WORD)))
+    if (!pthread_words_trylock(WORD(m, M_WORD)))
         return EBUSY;
     take(m);
     return 0;
@@ -112,13 +121,13 @@ int pthread_mutex_timedlock(pthread_mutex_t *restrict m, const struct timespec *
     if (!check_owner(m, &status))
         return status;
     int64_t deadline = (int64_t)at->tv_sec * 1000000000LL + at->tv_nsec;
-    while (!fth_trylock(WORD(m, M_WORD))) {
+    while (!pthread_words_trylock(WORD(m, M_WORD))) {
         int64_t left = deadline - fth_now_ns(CLOCK_REALTIME);
         if (left <= 0)
             return ETIMEDOUT;
         int seen = atomic_load(WORD(m, M_WORD));
         if (seen)
-            fth_wait_timed(WORD(m, M_WORD), seen, left < 1000000 ? left : 1000000);
+            pthread_words_wait_timed(WORD(m, M_WORD), seen, left < 1000000 ? left : 1000000);
     }
     take(m);
     return 0;
@@ -133,7 +142,7 @@ int pthread_mutex_unlock(pthread_mutex_t *m) {
             return 0;
     }
     m->__u.__i[M_OWNER] = 0;
-    fth_unlock(WORD(m, M_WORD));
+    pthread_words_unlock(WORD(m, M_WORD));
     return 0;
 }
 
@@ -181,7 +190,7 @@ static int release_all(pthread_mutex_t *m) {
 }
 
 static void reacquire(pthread_mutex_t *m, int count) {
-    fth_lock(WORD(m, M_WORD));
+    pthread_words_lock(WORD(m, M_WORD));
     take(m);
     m->__u.__i[M_COUNT] = count;
 }
@@ -189,7 +198,7 @@ static void reacquire(pthread_mutex_t *m, int count) {
 int pthread_cond_wait(pthread_cond_t *restrict c, pthread_mutex_t *restrict m) {
     int seq = atomic_load(WORD(c, C_SEQ));
     int count = release_all(m);
-    fth_wait(WORD(c, C_SEQ), seq, FTH_SPIN_SHORT);
+    pthread_words_wait(WORD(c, C_SEQ), seq, FTH_SPIN_SHORT);
     reacquire(m, count);
     return 0;
 }
@@ -202,20 +211,20 @@ int pthread_cond_timedwait(pthread_cond_t *restrict c, pthread_mutex_t *restrict
     int64_t left = (int64_t)at->tv_sec * 1000000000LL + at->tv_nsec - fth_now_ns(clock);
     int seq = atomic_load(WORD(c, C_SEQ));
     int count = release_all(m);
-    int status = left > 0 ? fth_wait_timed(WORD(c, C_SEQ), seq, left) : ETIMEDOUT;
+    int status = left > 0 ? pthread_words_wait_timed(WORD(c, C_SEQ), seq, left) : ETIMEDOUT;
     reacquire(m, count);
     return status;
 }
 
 int pthread_cond_signal(pthread_cond_t *c) {
     atomic_fetch_add(WORD(c, C_SEQ), 1);
-    fth_wake(WORD(c, C_SEQ), 1);
+    pthread_words_wake(WORD(c, C_SEQ), 1);
     return 0;
 }
 
 int pthread_cond_broadcast(pthread_cond_t *c) {
     atomic_fetch_add(WORD(c, C_SEQ), 1);
-    fth_wake_all(WORD(c, C_SEQ));
+    pthread_words_wake_all(WORD(c, C_SEQ));
     return 0;
 }
 
@@ -251,10 +260,10 @@ int pthread_barrier_wait(pthread_barrier_t *b) {
     if (atomic_fetch_add(WORD(b, B_ARRIVED), 1) + 1 == b->__u.__i[B_LIMIT]) {
         atomic_store(WORD(b, B_ARRIVED), 0);
         atomic_fetch_add(WORD(b, B_GENERATION), 1);
-        fth_wake_all(WORD(b, B_GENERATION));
+        pthread_words_wake_all(WORD(b, B_GENERATION));
         return PTHREAD_BARRIER_SERIAL_THREAD;
     }
-    fth_wait(WORD(b, B_GENERATION), generation, FTH_SPIN_LONG);
+    pthread_words_wait(WORD(b, B_GENERATION), generation, FTH_SPIN_LONG);
     return 0;
 }
 
@@ -296,7 +305,7 @@ int pthread_rwlock_trywrlock(pthread_rwlock_t *rw) {
 
 int pthread_rwlock_rdlock(pthread_rwlock_t *rw) {
     while (pthread_rwlock_tryrdlock(rw) != 0)
-        fth_wait(WORD(rw, RW_STATE), -1, FTH_SPIN_SHORT);
+        pthread_words_wait(WORD(rw, RW_STATE), -1, FTH_SPIN_SHORT);
     return 0;
 }
 
@@ -304,7 +313,7 @@ int pthread_rwlock_wrlock(pthread_rwlock_t *rw) {
     int state;
     while (pthread_rwlock_trywrlock(rw) != 0) {
         if ((state = atomic_load(WORD(rw, RW_STATE))) != 0)
-            fth_wait(WORD(rw, RW_STATE), state, FTH_SPIN_SHORT);
+            pthread_words_wait(WORD(rw, RW_STATE), state, FTH_SPIN_SHORT);
     }
     return 0;
 }
@@ -313,13 +322,13 @@ int pthread_rwlock_unlock(pthread_rwlock_t *rw) {
     int state = atomic_load(WORD(rw, RW_STATE));
     if (state == -1) {
         atomic_store(WORD(rw, RW_STATE), 0);
-        fth_wake_all(WORD(rw, RW_STATE));
+        pthread_words_wake_all(WORD(rw, RW_STATE));
         return 0;
     }
     if (state <= 0)
         return EPERM;
     if (atomic_fetch_sub(WORD(rw, RW_STATE), 1) == 1)
-        fth_wake_all(WORD(rw, RW_STATE));
+        pthread_words_wake_all(WORD(rw, RW_STATE));
     return 0;
 }
 
@@ -349,5 +358,21 @@ int pthread_spin_lock(pthread_spinlock_t *lock) {
 
 int pthread_spin_unlock(pthread_spinlock_t *lock) {
     atomic_store((atomic_int *)lock, 0);
+    return 0;
+}
+
+/* -- once ------------------------------------------------------------------------------------ */
+
+int pthread_once(pthread_once_t *once, void (*init)(void)) {
+    atomic_int *word = (atomic_int *)once;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(word, &expected, 1)) {
+        init();
+        atomic_store(word, 2);
+        pthread_words_wake_all(word);
+        return 0;
+    }
+    while ((expected = atomic_load(word)) != 2)
+        pthread_words_wait(word, expected, FTH_SPIN_SHORT);
     return 0;
 }
