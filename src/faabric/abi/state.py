@@ -19,6 +19,7 @@ from faabric.mpi.world import LocalWorld
 from faabric.snapshot import MemfdImage
 from faabric.threads.part_region import PartRegion
 from faabric.threads.regions import MainRegion
+from faabric.threads.span_choice import SpanChoice
 from faabric.wasm.host import GuestFault, HostCall
 
 OUTPUT_LIMIT = 64 << 20  # bytes of faabric_write_output kept per granule
@@ -119,6 +120,16 @@ class SentMemory:
     hosts: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A run of region `region` (outlined function, team size) started at `started`
+    (time.monotonic), across hosts (`spanning`) or as the trial on one host."""
+
+    region: tuple[int, int]
+    started: float
+    spanning: bool
+
+
 @dataclass(slots=True)
 class TeamContext:
     """A thread-capable granule's team: its plans per team size, the distributed region it
@@ -126,7 +137,9 @@ class TeamContext:
     the granule's worker the memory its parts last received and the team sizes that could
     not be spread (they run here). `deadline` is the granule's, on `time.monotonic`.
     `may_span` is False for a module whose atomic instructions were not rewritten to work
-    across hosts (built by an older faabric): its teams always run on one host."""
+    across hosts (built by an older faabric): its teams always run on one host. `choices`
+    holds, per region (outlined function, team size), whether spanning pays, and `timing`
+    the run of a region being timed now."""
 
     batch: Batch
     index: int
@@ -136,6 +149,8 @@ class TeamContext:
     sent: SentMemory | None = None
     local_only: set[int] = field(default_factory=set)
     may_span: bool = True
+    choices: dict[tuple[int, int], SpanChoice] = field(default_factory=dict)
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)

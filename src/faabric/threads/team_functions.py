@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from faabric.abi.state import SentMemory, TeamContext, TeamPlan, state_of
+from faabric.abi.state import SentMemory, TeamContext, TeamPlan, Timing, state_of
 from faabric.messages.team import Member, TeamStart
 from faabric.snapshot import (
     Diff,
@@ -35,13 +35,14 @@ from faabric.threads.host_copy import HostCopy
 from faabric.threads.part_region import PartRegion
 from faabric.threads.regions import MainRegion
 from faabric.threads.service import TeamService
+from faabric.threads.span_choice import SpanChoice, Way
 from faabric.wasm.host import GuestFault, GuestMemory, HostCall, HostFunction
 
 log = logging.getLogger(__name__)
 
 IMPORT_MODULE = "faabric_team"
 ATOMIC_IMPORT = f"{IMPORT_MODULE}.atomic"  # imported by modules whose atomics work across hosts
-_FORK = struct.Struct("<6i")  # struct fteam_fork
+_FORK = struct.Struct("<7i")  # struct fteam_fork
 _PAIR = struct.Struct("<2i")  # struct fteam_member, struct fteam_range
 _U64 = (1 << 64) - 1
 _WAITS = (0x01, 0x02)  # memory.atomic.wait32/64: operand b is a signed timeout
@@ -82,16 +83,26 @@ def _main(call: HostCall) -> MainRegion:
     return found
 
 
+class TeamReports(Protocol):
+    """Where a worker tells the planner about its granules' teams."""
+
+    def kept_local(self, app_id: int, index: int, threads: int, detail: str) -> None:
+        """Granule `index` of app `app_id` runs its `threads`-thread team on its own worker
+        from now on: spanning hosts did not pay (`detail` says what was measured)."""
+        ...
+
+
 class TeamFunctions:
     """The host functions of one worker, over its `TeamService` and slot planning. Without
     them (a runner that is not part of a cluster) every team runs on this host."""
 
     def __init__(self, service: TeamService | None = None,
-                 planning: Planning | None = None, elastic: ElasticTeams | None = None
-                 ) -> None:
+                 planning: Planning | None = None, elastic: ElasticTeams | None = None,
+                 reports: TeamReports | None = None) -> None:
         self._service = service
         self._planning = planning
         self._elastic = elastic
+        self._reports = reports
 
     def functions(self) -> tuple[HostFunction, ...]:
         def f(name: str, params: str, results: str, impl: Callable[..., int | None]
@@ -105,6 +116,7 @@ class TeamFunctions:
             f("available", "i", "i", self.available),
             f("fork", "i", "i", self.fork),
             f("join", "", "", self.join),
+            f("trial_done", "i", "", self.trial_done),
             f("barrier", "", "", lambda c: _region(c).barrier(c.thread_number)),
             f("acquire", "i", "", lambda c, k: _region(c).acquire(c.thread_number, k)),
             f("try_acquire", "i", "i", lambda c, k: _region(c).try_acquire(c.thread_number, k)),
@@ -174,6 +186,13 @@ class TeamFunctions:
         nthreads = fields[0]
         if nthreads in context.local_only:
             return -errno.EHOSTUNREACH
+        key = (fields[6], nthreads)
+        way = context.choices.setdefault(key, SpanChoice()).next_way()
+        if way is Way.LOCAL:
+            return -errno.EHOSTUNREACH
+        if way is Way.TRIAL:
+            context.timing = Timing(key, time.monotonic(), spanning=False)
+            return -errno.EAGAIN
         try:
             region = self._open(call, context, fields)
         except GuestFault:
@@ -183,7 +202,24 @@ class TeamFunctions:
             context.local_only.add(nthreads)
             return -errno.EHOSTUNREACH
         context.region = region
+        context.timing = Timing(key, time.monotonic(), spanning=True)
         return 0
+
+    def trial_done(self, call: HostCall, ran: int) -> None:
+        """The region the last fork asked to time on this host has ended."""
+        context = _context(call)
+        timing, context.timing = context.timing, None
+        if timing is None or timing.spanning or not ran:
+            return
+        verdict = context.choices[timing.region].ran_trial(time.monotonic() - timing.started)
+        if verdict is None:
+            return
+        threads = timing.region[1]
+        log.info("app %d granule %d: its %d-thread region stays on this worker (%s)",
+                 context.batch.app_id, context.index, threads, verdict.describe())
+        if self._reports is not None:
+            self._reports.kept_local(context.batch.app_id, context.index, threads,
+                                     verdict.describe())
 
     def join(self, call: HostCall) -> None:
         context = _context(call)
@@ -198,6 +234,9 @@ class TeamFunctions:
             context.region = None
             service.closed(region)
             region.close()
+        timing, context.timing = context.timing, None
+        if timing is not None and timing.spanning:
+            context.choices[timing.region].ran_spanning(time.monotonic() - timing.started)
         for done in results:
             if done.stdout:
                 call.write_output(1, done.stdout)
@@ -216,7 +255,7 @@ class TeamFunctions:
         if context.region is not None:
             raise GuestFault("a distributed region started inside another one")
         mem = call.memory()
-        nthreads, local, entry, members_at, nexclude, exclude_at = fields
+        nthreads, local, entry, members_at, nexclude, exclude_at, _ = fields
         plan = context.plans.get(nthreads)
         if plan is None or plan.local != local or not plan.remote:
             raise GuestFault(f"team fork of {nthreads} threads with {local} here does not "

@@ -25,8 +25,12 @@ FTEAM_IMPORT("plan") int32_t fteam_plan(int32_t nthreads);
  * adjustment on, a team gets no more */
 FTEAM_IMPORT("available") int32_t fteam_available(int32_t nthreads);
 /* start threads local..n-1 of the region described at `desc` (struct fteam_fork) elsewhere;
- * 0, or a negative errno (then nothing started) */
+ * 0, or a negative errno (then nothing started and the region runs here): -EAGAIN asks for
+ * this run of the region here to be timed, ended by fteam_trial_done */
 FTEAM_IMPORT("fork") int32_t fteam_fork(int32_t desc);
+/* the run here that fteam_fork asked for with -EAGAIN has ended (`ran`: with a team, not
+ * serialised for want of threads) */
+FTEAM_IMPORT("trial_done") void fteam_trial_done(int32_t ran);
 /* main host, after its own threads of the region ended: wait for the others (traps if one
  * failed) and bring in their writes */
 FTEAM_IMPORT("join") void fteam_join(void);
@@ -81,6 +85,7 @@ struct fteam_fork {
     int32_t members;  /* struct fteam_member[nthreads - local]: element i is thread local+i */
     int32_t nexclude;
     int32_t exclude;  /* struct fteam_range[nexclude] */
+    int32_t region;   /* the region's outlined function (table index): names the region */
 };
 
 struct fteam_excludes {

@@ -112,7 +112,7 @@ int omp_remote_fork(struct omp_team *team) {
     fth_atomics_remote = 1; /* before the snapshot: the other hosts start with it set */
     dist.desc = (struct fteam_fork){n, local, FTEAM_ADDR(&remote_entry),
                                     FTEAM_ADDR(dist.members), dist.excludes.count,
-                                    FTEAM_ADDR(dist.excludes.range)};
+                                    FTEAM_ADDR(dist.excludes.range), FTEAM_ADDR(team->fn)};
     int failed = fteam_fork(FTEAM_ADDR(&dist.desc));
     if (failed)
         fth_atomics_remote = 0;

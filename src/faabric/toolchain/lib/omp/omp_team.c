@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "omp_internal.h"
 
 struct omp_worker {
@@ -249,7 +251,8 @@ static void run_serialized(struct omp_thread *me, kmpc_micro fn, int argc, void 
     omp_leave(me, &saved);
 }
 
-/* a team of n spanning hosts, `local` of its threads here; 0 if it cannot start */
+/* a team of n spanning hosts, `local` of its threads here: 1 once it ran, else 0 or (the
+ * host wants this run here timed) -EAGAIN */
 static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro fn, int argc,
                            void **args) {
     if (pool_grow(local) < local)
@@ -257,8 +260,9 @@ static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro f
     struct omp_team *team = pool_team(me, n, fn, argc, args);
     team->local_n = local;
     team->distributed = team->in_distributed = 1;
-    if (omp_remote_fork(team) != 0)
-        return 0;
+    int failed = omp_remote_fork(team);
+    if (failed != 0)
+        return failed == -EAGAIN ? -EAGAIN : 0;
     run_on_pool(me, team);
     fflush(stdout); /* this host's output of the region comes before the other hosts' */
     fflush(stderr);
@@ -274,11 +278,14 @@ static int fork_on_pool(struct omp_thread *me, int wanted, kmpc_micro fn, int ar
     if (wanted < 2)
         return 0;
     int local = omp_plan(wanted);
-    if (local < wanted && run_distributed(me, wanted, local, fn, argc, args))
+    int spread = local < wanted ? run_distributed(me, wanted, local, fn, argc, args) : 0;
+    if (spread == 1)
         return 1;
     int n = pool_grow(wanted);
     if (n > 1)
         run_on_pool(me, pool_team(me, n, fn, argc, args));
+    if (spread == -EAGAIN) /* the host times this run here against its runs across hosts */
+        fteam_trial_done(n > 1);
     return n > 1;
 }
 
