@@ -121,7 +121,7 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
     team_slots = _team_slots(lambda: worker.scaling, config.slots, name, teams)
     functions = (
         *thread_functions(ThreadPolicy(default_team=config.slots), team_slots),
-        *TeamFunctions(teams, team_slots.plan, team_slots).functions(),
+        *TeamFunctions(teams, team_slots.plan, team_slots, team_slots).functions(),
     )
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
                            teams=teams, extra_functions=functions,
@@ -153,10 +153,12 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
 def _team_slots(scaling: Callable[[], ScaleClient], slots: int, name: str,
                 teams: TeamService) -> TeamSlots:
     """The slots of this worker's granules' threads, asked of the planner through the
-    worker's scale client (`scaling()`), elastic forks included."""
+    worker's scale client (`scaling()`), elastic forks and team reports included."""
     elastic = ElasticLink(
         lambda app_id, count: scaling().request(app_id, count, local=True, up_to=True),
         lambda app_id, index, threads: scaling().resized(app_id, index, threads),
+        lambda app_id, index, threads, detail: scaling().kept_local(
+            app_id, index, threads, detail),
     )
     return TeamSlots(
         lambda app_id, count, local: scaling().request(app_id, count, local=local),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import GUESTS, Cluster
 from tests.integration.test_openmp import (
     OPENMP,
     build_guests,
@@ -88,3 +88,26 @@ def test_a_team_larger_than_the_cluster_shrinks_to_its_slots_only_if_dynamic(
                              str(source))
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"threads={expected}\n"
+
+
+def test_a_region_that_does_not_pay_for_spanning_stays_on_one_host_and_says_so(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    wasm = tmp_path / "keep.wasm"
+    built = faabric_cli(cluster, "cc", "-fopenmp", str(GUESTS / "omp_keep_local.c"), "-o",
+                        str(wasm))
+    assert built.returncode == 0, built.stderr
+    client = cluster.client()
+    try:
+        module = client.upload_module(wasm.read_bytes())
+        app = client.submit({"module": module, "size": 1, "program": "keep",
+                             "env": {"OMP_NUM_THREADS": "4"}})
+        doc = client.wait_app(app["app_id"], 120)
+    finally:
+        client.close()
+    assert doc["status"] == 0, doc
+    assert doc["results"][0]["stdout"] == b"total 960\n"
+    kept = [e for e in doc["events"] if e["kind"] == "kept-local"]
+    assert len(kept) == 1, doc["events"]
+    assert kept[0]["threads"] == 4 and kept[0]["ranks"] == [0]
+    assert "across hosts took" in kept[0]["detail"]

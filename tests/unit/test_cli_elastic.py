@@ -1,6 +1,6 @@
 """The user's side of elastic OpenMP: `faabric run --elastic` (or FAABRIC_ELASTIC) reaches
 the run config and the submitted app; the HTTP API takes `elastic` as a boolean; app
-documents with "resized" events match the OpenAPI schema. No cluster is started."""
+documents with "resized" and "kept-local" events match the OpenAPI schema. No cluster is started."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from faabric import cli
 from faabric.config import RunConfig, load
 from faabric.messages.control import CONTROL_CODEC
 from faabric.messages.types import AppSpec
-from faabric.planner.core import AppSubmitted, HostRegistered, PlannerCore, TeamSizeChanged
+from faabric.planner.core import (
+    AppSubmitted,
+    HostRegistered,
+    PlannerCore,
+    TeamKeptOnHost,
+    TeamSizeChanged,
+)
 from faabric.planner.views import app_document, parse_app_spec
 from faabric.run import run_program
 
@@ -129,3 +135,21 @@ def test_resized_events_match_the_openapi_schema() -> None:
     for schema, value in (("App", doc), ("AppSpec", {"module": DIGEST, "elastic": True})):
         root = {"$ref": f"#/components/schemas/{schema}", "components": components}
         jsonschema.Draft202012Validator(root).validate(value)
+
+
+def test_kept_local_events_match_the_openapi_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    spec_doc = json.loads(resources.files("faabric.planner").joinpath("openapi.json").read_text())
+    core = PlannerCore(clock=lambda: 5.0, keepalive_timeout=5.0)
+    core.handle(HostRegistered("a", 4))
+    core.handle(AppSubmitted(1, AppSpec(module=DIGEST, size=1)))
+    core.handle(TeamKeptOnHost(1, 0, "a", 8, "across 2 hosts 2.0 s, on 1 host 1.0 s"))
+    view = core.app(1)
+    assert view is not None
+    doc = app_document(view, binary=False)
+    detail = "kept-local: granule 0 on a runs its 8-thread team here: across 2 hosts 2.0 s, " \
+        "on 1 host 1.0 s"
+    assert doc["events"] == [{"time": 5.0, "kind": "kept-local", "epoch": 0, "threads": 8,
+                              "detail": detail, "ranks": [0], "hosts": ["a"]}]
+    root = {"$ref": "#/components/schemas/App", "components": spec_doc["components"]}
+    jsonschema.Draft202012Validator(root).validate(doc)

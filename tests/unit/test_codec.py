@@ -34,6 +34,7 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    TeamKeptLocal,
     TeamResized,
     ThawApp,
 )
@@ -90,6 +91,7 @@ MESSAGES = [
     ScaleRelease(4, 2),
     ScaleRequest(4, 18, 7, True, True),
     TeamResized(4, 0, 3),
+    TeamKeptLocal(4, 1, 8, "2 hosts 1.50 s, 1 host 0.75 s ü"),
     MigrationPoints(4),
     MigrationOffer(4, 2),
     MigrationWithdrawn(4, 2),

@@ -20,6 +20,8 @@ from faabric.messages.control import (
     ScaleRefused,
     ScaleRelease,
     ScaleRequest,
+    TeamKeptLocal,
+    TeamResized,
 )
 from faabric.planner.client import PlannerClient, id_ranges
 from faabric.runtime import RunningPlanner
@@ -193,3 +195,28 @@ def test_lost_worker_with_granted_slots_ends_the_app(
     assert "cancelled" in doc["results"][0]["outcome"]["message"]
     assert helper.stops.get(timeout=TIMEOUT) == app_id
     helper.finish(owner_batch)
+
+
+def test_team_reports_become_events_of_the_app(
+    planner: RunningPlanner, client: PlannerClient, workers: Any
+) -> None:
+    worker = workers("w", 4)
+    app_id = client.submit(app())["app_id"]
+    batch = worker.next_batch()
+    worker.send(TeamResized(app_id, 0, 3))
+    worker.send(TeamKeptLocal(app_id, 0, 4, "across 2 hosts 0.9 s, on 1 host 0.3 s"))
+    worker.send(TeamKeptLocal(app_id + 99, 0, 4, "an unknown app: ignored"))
+    worker.send(ScaleRequest(app_id, 1, 1))  # answered after the reports before it
+    assert isinstance(worker.next_answer(), ScaleGranted)
+    events = [(e["kind"], e["threads"], e["ranks"], e["hosts"], e["epoch"], e["detail"])
+              for e in client.app(app_id)["events"]]
+    assert events == [
+        ("resized", 3, [0], ["w"], 0, "resized: granule 0 on w runs 3 threads"),
+        ("kept-local", 4, [0], ["w"], 0, "kept-local: granule 0 on w runs its 4-thread team "
+         "here: across 2 hosts 0.9 s, on 1 host 0.3 s")]
+    worker.finish(batch)
+    client.wait_app(app_id, TIMEOUT)
+    worker.send(TeamKeptLocal(app_id, 0, 4, "too late: ignored"))
+    worker.send(ScaleRequest(app_id, 2, 1))
+    assert isinstance(worker.next_answer(), ScaleRefused)
+    assert len(client.app(app_id)["events"]) == 2

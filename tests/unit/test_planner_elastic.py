@@ -1,6 +1,7 @@
 """The planner core's side of elastic OpenMP: "up to" scale requests are granted
 min(count, free) slots, never refused; their release starts queued apps; team resizes are
-recorded as app events. Fake clock, no I/O; invariants are checked after each event."""
+recorded as app events, and so are teams kept on their worker. Fake clock, no I/O;
+invariants are checked after each event."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from faabric.planner.core import (
     RefuseScale,
     ScaleReleased,
     ScaleRequested,
+    TeamKeptOnHost,
     TeamSizeChanged,
 )
 
@@ -130,3 +132,30 @@ def test_resizes_are_events_of_running_apps_only() -> None:
     assert step(core, TeamSizeChanged(9, 0, "a", 1), TeamSizeChanged(7, 0, "a", 2)) == []
     view = core.app(9)
     assert view is not None and len(view.events) == 2  # late and unknown: ignored
+
+
+def test_kept_local_teams_are_events_of_running_apps_only() -> None:
+    core = make_core(("a", 2), ("b", 4))
+    step(core, AppSubmitted(9, spec(1, elastic=False)))  # on b: the most free slots
+    measured = "across 2 hosts 1.20 s, on 1 host 0.40 s"
+    assert step(core, TeamKeptOnHost(9, 0, "b", 4, measured)) == []
+    view = core.app(9)
+    assert view is not None
+    assert [(e.kind, e.threads, e.ranks, e.hosts, e.epoch) for e in view.events] == [
+        (AppEventKind.KEPT_LOCAL, 4, (0,), ("b",), 0)]
+    assert view.events[-1].detail == (
+        f"kept-local: granule 0 on b runs its 4-thread team here: {measured}")
+    assert used(core) == {"a": 0, "b": 1}  # a report only: no slot changes hands
+    step(core, GranuleFinished(GranuleResult(9, 0, "b", Exited(0))))
+    assert step(core, TeamKeptOnHost(9, 0, "b", 4, measured),
+                TeamKeptOnHost(7, 0, "b", 2, measured)) == []
+    view = core.app(9)
+    assert view is not None and len(view.events) == 1  # late and unknown: ignored
+
+
+def test_a_queued_app_gets_no_kept_local_event() -> None:
+    core = make_core(("a", 1))
+    step(core, AppSubmitted(1, spec(1, elastic=False)), AppSubmitted(2, spec(1)))
+    assert step(core, TeamKeptOnHost(2, 0, "a", 4, "measured")) == []
+    view = core.app(2)
+    assert view is not None and view.events == ()

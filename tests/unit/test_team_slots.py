@@ -1,4 +1,5 @@
-"""TeamSlots: one planner request when a granule's team first grows, release at its end."""
+"""TeamSlots: one planner request when a granule's team first grows, release at its end; a
+team kept on its worker is reported through the link."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 from faabric.abi import GranuleIO
 from faabric.abi.state import GranuleState, TeamPlan
-from faabric.granule.team_slots import TeamSlots
+from faabric.granule.team_slots import ElasticLink, TeamSlots
 from faabric.messages.control import ScaleGranted, ScaleRefused
 from faabric.wasm.host import GuestMemory
 
@@ -128,3 +129,29 @@ def test_a_team_larger_than_the_cluster_runs_here_oversubscribed() -> None:
     planner = Planner(free=1, elsewhere=1)
     slots = TeamSlots(planner.request, planner.release, team_size=2, host="here")
     assert slots.plan(7, 0, 8) == TeamPlan(8, 3)  # 3 threads would have had slots
+
+
+def test_a_team_kept_here_is_reported_through_the_link() -> None:
+    planner = Planner(free=1, elsewhere=4)
+    kept: list[tuple[int, int, int, str]] = []
+    link = ElasticLink(lambda app_id, count: ScaleRefused(0, "not used", 0),
+                       lambda app_id, index, threads: None,
+                       lambda app_id, index, threads, detail: kept.append(
+                           (app_id, index, threads, detail)))
+    slots = TeamSlots(planner.request, planner.release, team_size=2, host="here",
+                      elastic=link)
+    assert slots.plan(7, 0, 4) == TeamPlan(2, 4, (("there", 2),))
+    slots.kept_local(7, 0, 4, "across 2 hosts 1.5 s, on 1 host 0.5 s")
+    assert kept == [(7, 0, 4, "across 2 hosts 1.5 s, on 1 host 0.5 s")]
+    assert planner.released == []  # a report only: the slots stay as they are
+
+
+def test_without_a_link_or_its_report_a_kept_team_is_not_reported() -> None:
+    planner = Planner(free=1)
+    TeamSlots(planner.request, planner.release, team_size=2, host="here").kept_local(
+        7, 0, 4, "measured")
+    link = ElasticLink(lambda app_id, count: ScaleRefused(0, "not used", 0),
+                       lambda app_id, index, threads: None)
+    TeamSlots(planner.request, planner.release, team_size=2, host="here",
+              elastic=link).kept_local(7, 0, 4, "measured")
+    assert planner.requests == [] and planner.anywhere == [] and planner.released == []

@@ -1,4 +1,5 @@
-"""A real Worker asks a real planner for more slots for a running app, and gives them back."""
+"""A real Worker asks a real planner for more slots for a running app, gives them back, and
+reports a team it keeps on itself."""
 
 from __future__ import annotations
 
@@ -82,3 +83,23 @@ def test_a_request_for_an_unknown_app_is_refused(
     _, worker, _ = cluster
     answer = worker.scaling.request(999, 1, timeout=TIMEOUT)
     assert isinstance(answer, ScaleRefused)
+
+
+def test_a_team_kept_here_is_an_event_of_the_app(
+    cluster: tuple[RunningPlanner, Worker, HeldRunner],
+) -> None:
+    planner, worker, runner = cluster
+    client = PlannerClient(planner.url)
+    digest = client.upload_module(b"\0asm\1\0\0\0")
+    app_id = client.submit({"module": digest, "size": 1})["app_id"]
+    assert runner.started.wait(TIMEOUT)
+
+    worker.scaling.kept_local(app_id, 0, 6, "across 2 hosts 4.0 s, on 1 host 2.5 s")
+    # The planner reads one worker's messages in order: once this is answered, it is recorded.
+    assert isinstance(worker.scaling.request(app_id, 1, timeout=TIMEOUT), ScaleGranted)
+    (event,) = client.app(app_id)["events"]
+    assert (event["kind"], event["threads"], event["ranks"], event["hosts"]) == (
+        "kept-local", 6, [0], ["w"])
+    assert event["detail"] == ("kept-local: granule 0 on w runs its 6-thread team here: "
+                               "across 2 hosts 4.0 s, on 1 host 2.5 s")
+    client.close()

@@ -16,6 +16,7 @@ faabric.threads.regions). Slots granted on other workers stay the app's until it
 teams"): each fork asks for as many of the slots it wants as are free on this worker right
 now (a local "up to" request, never refused), the region runs with those, and the join gives
 them back and reports the team's size when it changed. They never span workers.
+`kept_local` reports a team that could span workers but is kept on this one.
 This module must not start threads or talk to sockets.
 """
 
@@ -38,14 +39,21 @@ Release = Callable[[int, int], None]  # (app id, count)
 Learn = Callable[[tuple[tuple[str, str], ...]], None]  # data-plane addresses of workers
 
 
+def _unreported(app_id: int, index: int, threads: int, detail: str) -> None:
+    """A link without a planner to tell that a team is kept on its worker."""
+
+
 @dataclass(frozen=True, slots=True)
 class ElasticLink:
-    """The planner calls of elastic forks: `request(app id, count)` asks for up to `count`
-    slots on this worker (a grant, possibly empty, or a refusal if the planner is lost);
-    `resized(app id, granule index, threads)` reports a team's new size."""
+    """The planner calls of elastic forks and team reports: `request(app id, count)` asks
+    for up to `count` slots on this worker (a grant, possibly empty, or a refusal if the
+    planner is lost); `resized(app id, granule index, threads)` reports a team's new size;
+    `kept_local(app id, granule index, threads, detail)` reports that a team which could
+    span workers runs on this one from now on (`detail`: what was measured)."""
 
     request: Callable[[int, int], ScaleGranted | ScaleRefused]
     resized: Callable[[int, int, int], None]
+    kept_local: Callable[[int, int, int, str], None] = _unreported
 
 
 class TeamSlots:
@@ -149,6 +157,12 @@ class TeamSlots:
             self._release(app_id, lent)
         if threads != previous and self._elastic_link is not None:
             self._elastic_link.resized(app_id, index, threads)
+
+    def kept_local(self, app_id: int, index: int, threads: int, detail: str) -> None:
+        """The granule's `threads`-thread team runs on this worker from now on, because
+        spanning hosts did not pay (`detail` says what was measured): tell the planner."""
+        if self._elastic_link is not None:
+            self._elastic_link.kept_local(app_id, index, threads, detail)
 
     def ended(self, app_id: int, index: int) -> None:
         """The granule ended: give its extra slots back (with those of a region cut short)."""

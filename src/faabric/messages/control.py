@@ -146,6 +146,18 @@ class TeamResized:
     threads: int
 
 
+@dataclass(frozen=True, slots=True)
+class TeamKeptLocal:
+    """Worker -> planner: granule `index` of app `app_id` runs its `threads`-thread team on
+    its own worker from now on, because spanning hosts did not pay: `detail` says what was
+    measured. Recorded as a "kept-local" event of the app."""
+
+    app_id: int
+    index: int
+    threads: int
+    detail: str
+
+
 # -- migration: the planner moves ranks of a running MPI app (DIST_CHANGE) -----------------
 #
 # The planner reserves a better placement and offers it to the worker of rank 0
@@ -265,6 +277,7 @@ ControlMessage = (
     | ScaleRefused
     | ScaleRelease
     | TeamResized
+    | TeamKeptLocal
     | MigrationPoints
     | MigrationOffer
     | MigrationWithdrawn
@@ -291,6 +304,7 @@ CONTROL_CODEC = Codec(
         ScaleRefused,
         ScaleRelease,
         TeamResized,
+        TeamKeptLocal,
         MigrationPoints,
         MigrationOffer,
         MigrationWithdrawn,

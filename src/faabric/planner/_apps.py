@@ -33,6 +33,7 @@ class AppEventKind(StrEnum):
     FROZEN = "frozen"  # every rank was parked: the app holds no slot until it is thawed
     THAWED = "thawed"  # the frozen app got slots again: its ranks go there from the park
     RESIZED = "resized"  # an elastic OpenMP team ran with a different number of threads
+    KEPT_LOCAL = "kept-local"  # an OpenMP team runs on its granule's worker only from now on
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +43,15 @@ class AppEvent:
     Attributes:
         time: planner clock time.
         kind: what happened.
-        epoch: the migration epoch it concerns (per app, from 1); 0 for resized.
+        epoch: the migration epoch it concerns (per app, from 1); 0 for resized and
+            kept-local.
         detail: one line a user can read.
         ranks: the ranks that move, ascending (empty for withdrawn, cancelled, abandoned);
-            for resized the granule whose team it is.
+            for resized and kept-local the granule whose team it is.
         hosts: for offered and started the old and new hosts of those ranks, for migrated
-            their new hosts; sorted. For resized the granule's host.
-        threads: for resized, the team's new size; None for the other kinds.
+            their new hosts; sorted. For resized and kept-local the granule's host.
+        threads: for resized, the team's new size; for kept-local, the team's size; None
+            for the other kinds.
     """
 
     time: float
@@ -221,6 +224,13 @@ class AppRecord:
             "s" if threads != 1 else "")
         self.events.append(AppEvent(now, AppEventKind.RESIZED, 0, detail, (index,), (host,),
                                     threads))
+
+    def kept_local(self, index: int, host: str, threads: int, detail: str, now: float) -> None:
+        """Granule `index`'s `threads`-thread team runs on `host` alone from now on, because
+        spanning hosts did not pay (`detail`: what was measured)."""
+        line = f"kept-local: granule {index} on {host} runs its {threads}-thread team here"
+        self.events.append(AppEvent(now, AppEventKind.KEPT_LOCAL, 0, f"{line}: {detail}",
+                                    (index,), (host,), threads))
 
     @property
     def complete(self) -> bool:

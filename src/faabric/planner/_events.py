@@ -101,6 +101,19 @@ class TeamSizeChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamKeptOnHost:
+    """Granule `index` of app `app_id`, on worker `host`, runs its `threads`-thread OpenMP
+    team on `host` alone from now on, because spanning workers did not pay (`detail`: what
+    was measured). Unknown or finished apps are ignored."""
+
+    app_id: int
+    index: int
+    host: str
+    threads: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationPointsReached:
     """Rank 0 of app `app_id` reached its first migration point: the app can be moved."""
 
@@ -160,6 +173,7 @@ Event = (
     | ScaleRequested
     | ScaleReleased
     | TeamSizeChanged
+    | TeamKeptOnHost
     | MigrationPointsReached
     | MigrationClaimed
     | RankMovedAway

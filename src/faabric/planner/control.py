@@ -1,8 +1,8 @@
 """The planner's control port: one long-lived connection per worker.
 
 An accept thread hands each connection to a reader thread, which expects `Register` first and
-then turns keep-alives, reports, scale requests and releases, migration points, claims and
-moved ranks, and goodbyes into calls on `PlannerService`. A connection that
+then turns keep-alives, reports, scale requests and releases, team reports, migration
+points, claims and moved ranks, and goodbyes into calls on `PlannerService`. A connection that
 breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
 granules. This module only translates frames into service calls.
 """
@@ -27,6 +27,7 @@ from faabric.messages.control import (
     Report,
     ScaleRelease,
     ScaleRequest,
+    TeamKeptLocal,
     TeamResized,
 )
 from faabric.planner.service import PlannerService
@@ -128,6 +129,8 @@ class ControlServer:
                     self._service.scale_released(name, app_id, count)
                 case TeamResized(app_id, index, threads):
                     self._service.team_resized(name, app_id, index, threads)
+                case TeamKeptLocal(app_id, index, threads, detail):
+                    self._service.team_kept_local(name, app_id, index, threads, detail)
                 case MigrationPoints(app_id):
                     self._service.migration_points(name, app_id)
                 case MigrationClaim(app_id, epoch):

@@ -53,6 +53,7 @@ from faabric.planner._events import (
     ScaleReleased,
     ScaleRequested,
     StartMigration,
+    TeamKeptOnHost,
     TeamSizeChanged,
     Thaw,
     Ticked,
@@ -96,6 +97,7 @@ __all__ = [
     "ScaleRequested",
     "StartMigration",
     "Statistics",
+    "TeamKeptOnHost",
     "TeamSizeChanged",
     "Thaw",
     "Ticked",
@@ -176,6 +178,8 @@ class PlannerCore(CoreQueries):
                 commands = self._release_scale(app_id, host, count, now)
             case TeamSizeChanged():
                 commands = self._resized(event, now)
+            case TeamKeptOnHost():
+                commands = self._kept_local(event, now)
             case MigrationPointsReached(app_id):
                 self._moves.points_reached(self._apps.get(app_id))
                 commands = self._offer(now)
@@ -299,6 +303,12 @@ class PlannerCore(CoreQueries):
         app = self._apps.get(event.app_id)
         if app is not None and app.state is AppState.RUNNING:
             app.resized(event.index, event.host, event.threads, now)
+        return []
+
+    def _kept_local(self, event: TeamKeptOnHost, now: float) -> list[Command]:
+        app = self._apps.get(event.app_id)
+        if app is not None and app.state is AppState.RUNNING:
+            app.kept_local(event.index, event.host, event.threads, event.detail, now)
         return []
 
     def _expire(self, now: float) -> list[Command]:

@@ -60,6 +60,7 @@ from faabric.planner.core import (
     ScaleReleased,
     ScaleRequested,
     StartMigration,
+    TeamKeptOnHost,
     TeamSizeChanged,
     Thaw,
     Ticked,
@@ -150,6 +151,12 @@ class PlannerService:
     def team_resized(self, name: str, app_id: int, index: int, threads: int) -> None:
         """Granule `index` of elastic app `app_id` on worker `name` ran `threads` threads."""
         self._feed(TeamSizeChanged(app_id, index, name, threads))
+
+    def team_kept_local(self, name: str, app_id: int, index: int, threads: int,
+                        detail: str) -> None:
+        """Granule `index` of app `app_id` on worker `name` runs its `threads`-thread team
+        there alone from now on, because spanning workers did not pay (`detail`)."""
+        self._feed(TeamKeptOnHost(app_id, index, name, threads, detail))
 
     def migration_points(self, name: str, app_id: int) -> None:
         """Worker `name` runs rank 0 of app `app_id`, which reached a migration point."""

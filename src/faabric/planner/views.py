@@ -136,7 +136,7 @@ def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> di
 
 def event_document(event: AppEvent, wall_offset: float = 0.0) -> dict[str, Any]:
     """The public document for one entry of an app's placement history (`threads` only
-    for resized events)."""
+    for resized and kept-local events)."""
     doc: dict[str, Any] = {
         "time": event.time + wall_offset,
         "kind": str(event.kind),

@@ -3,7 +3,8 @@
 A granule that wants to grow (an OpenMP team, say) calls `request`, which sends a
 `ScaleRequest` over the worker's control connection and waits for the planner's answer,
 `ScaleGranted` or `ScaleRefused`; the read loop hands answers in through `answered`. Granted
-slots are given back with `release`; an elastic team's new size is reported with `resized`.
+slots are given back with `release`; an elastic team's new size is reported with `resized`,
+and a team kept on its granule's own worker with `kept_local`.
 Every wait has a deadline; a lost planner refuses every request in flight. This module must
 not decide what to do with the slots.
 """
@@ -20,10 +21,12 @@ from faabric.messages.control import (
     ScaleRefused,
     ScaleRelease,
     ScaleRequest,
+    TeamKeptLocal,
     TeamResized,
 )
 
 ScaleAnswer = ScaleGranted | ScaleRefused
+ToPlanner = ScaleRequest | ScaleRelease | TeamResized | TeamKeptLocal
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -36,8 +39,7 @@ class _Pending:
 class ScaleClient:
     """Scale requests of this worker's granules, matched to the planner's answers."""
 
-    def __init__(self, send: Callable[[ScaleRequest | ScaleRelease | TeamResized], bool]
-                 ) -> None:
+    def __init__(self, send: Callable[[ToPlanner], bool]) -> None:
         self._send = send
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -76,6 +78,12 @@ class ScaleClient:
         """Granule `index` of elastic app `app_id` ran a region with `threads` threads, not
         as many as its previous one (best effort)."""
         self._send(TeamResized(app_id, index, threads))
+
+    def kept_local(self, app_id: int, index: int, threads: int, detail: str) -> None:
+        """Granule `index` of app `app_id` runs its `threads`-thread team on this worker from
+        now on, because spanning hosts did not pay (`detail`: what was measured; best
+        effort)."""
+        self._send(TeamKeptLocal(app_id, index, threads, detail))
 
     def answered(self, answer: ScaleAnswer) -> None:
         """The planner answered request `answer.request_id`."""

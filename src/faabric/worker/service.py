@@ -44,6 +44,7 @@ from faabric.messages.control import (
     ScaleRelease,
     ScaleRequest,
     StopApp,
+    TeamKeptLocal,
     TeamResized,
     ThawApp,
 )
@@ -62,8 +63,8 @@ FromPlanner = (
     MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel | MigrationFreeze
 )
 ToPlanner = (
-    KeepAlive | Report | ScaleRequest | ScaleRelease | TeamResized | MigrationPoints
-    | MigrationClaim | RankMoved
+    KeepAlive | Report | ScaleRequest | ScaleRelease | TeamResized | TeamKeptLocal
+    | MigrationPoints | MigrationClaim | RankMoved
 )
 NOT_STARTED = "the app was stopped before this granule started"
 

@@ -24,9 +24,10 @@ FTEAM_IMPORT("plan") int32_t fteam_plan(int32_t nthreads);
 /* how many threads of an n-thread team the cluster has slots for (1..n): with dynamic
  * adjustment on, a team gets no more */
 FTEAM_IMPORT("available") int32_t fteam_available(int32_t nthreads);
-/* start threads local..n-1 of the region described at `desc` (struct fteam_fork) elsewhere;
- * 0, or a negative errno (then nothing started and the region runs here): -EAGAIN asks for
- * this run of the region here to be timed, ended by fteam_trial_done */
+/* start threads local..n-1 of the region described at `desc` (struct fteam_fork) elsewhere:
+ * 0; else nothing started and the region runs here: a negative errno, or FTEAM_TIME_HERE
+ * when the host times this run here (ended by fteam_trial_done) against those across hosts */
+#define FTEAM_TIME_HERE 1
 FTEAM_IMPORT("fork") int32_t fteam_fork(int32_t desc);
 /* the run here that fteam_fork asked for with -EAGAIN has ended (`ran`: with a team, not
  * serialised for want of threads) */

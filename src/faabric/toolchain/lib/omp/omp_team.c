@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <errno.h>
-
 #include "omp_internal.h"
 
 struct omp_worker {
@@ -251,23 +249,25 @@ static void run_serialized(struct omp_thread *me, kmpc_micro fn, int argc, void 
     omp_leave(me, &saved);
 }
 
-/* a team of n spanning hosts, `local` of its threads here: 1 once it ran, else 0 or (the
- * host wants this run here timed) -EAGAIN */
-static int run_distributed(struct omp_thread *me, int n, int local, kmpc_micro fn, int argc,
-                           void **args) {
+/* what became of a team meant to span hosts */
+enum spread { SPREAD_FAILED, SPREAD_RAN, SPREAD_TIME_HERE /* run it here, timed */ };
+
+/* a team of n spanning hosts, `local` of its threads here */
+static enum spread run_distributed(struct omp_thread *me, int n, int local, kmpc_micro fn,
+                                   int argc, void **args) {
     if (pool_grow(local) < local)
-        return 0;
+        return SPREAD_FAILED;
     struct omp_team *team = pool_team(me, n, fn, argc, args);
     team->local_n = local;
     team->distributed = team->in_distributed = 1;
     int failed = omp_remote_fork(team);
     if (failed != 0)
-        return failed == -EAGAIN ? -EAGAIN : 0;
+        return failed == FTEAM_TIME_HERE ? SPREAD_TIME_HERE : SPREAD_FAILED;
     run_on_pool(me, team);
     fflush(stdout); /* this host's output of the region comes before the other hosts' */
     fflush(stderr);
     omp_remote_join();
-    return 1;
+    return SPREAD_RAN;
 }
 
 /* run the region on the pool (the caller holds it); 0 if it has no worker to offer */
@@ -278,13 +278,14 @@ static int fork_on_pool(struct omp_thread *me, int wanted, kmpc_micro fn, int ar
     if (wanted < 2)
         return 0;
     int local = omp_plan(wanted);
-    int spread = local < wanted ? run_distributed(me, wanted, local, fn, argc, args) : 0;
-    if (spread == 1)
+    enum spread spread =
+        local < wanted ? run_distributed(me, wanted, local, fn, argc, args) : SPREAD_FAILED;
+    if (spread == SPREAD_RAN)
         return 1;
     int n = pool_grow(wanted);
     if (n > 1)
         run_on_pool(me, pool_team(me, n, fn, argc, args));
-    if (spread == -EAGAIN) /* the host times this run here against its runs across hosts */
+    if (spread == SPREAD_TIME_HERE) /* timed against the runs across hosts */
         fteam_trial_done(n > 1);
     return n > 1;
 }

@@ -109,7 +109,7 @@ int fth_start(struct __pthread *t) {
     if (number < 0) {
         if (!t->internal)
             atomic_fetch_sub(&live_user_threads, 1);
-        return -number;
+        return EAGAIN; /* the host's only refusal; its numbers are Linux's, not WASI's */
     }
     t->number = number;
     return 0;
