@@ -274,7 +274,7 @@ def reset(d: Driver, x: int, y: int) -> None:
         d.parked.clear()
 
 
-# Weighted by repetition; few submissions, since queued apps hold every migration back.
+# Weighted by repetition.
 ACTIONS: list[Callable[[Driver, int, int], None]] = [
     register, register, leave, alive, submit, result, finish, finish, points, points,
     claim, claim, claim, move, move, move, move, tick, scale, release, reset,

@@ -11,8 +11,9 @@ every event). Read-only: it must never repair or change the state it checks.
 * An open migration belongs to a running app that may move (reached a migration point,
   `migrate_every` > 0), has a placement of the app's size and a known epoch. An offer is the
   latest epoch, of an app with every rank running and no scale-change slots, and moves
-  exactly the ranks whose host differs; no offer is open while apps are queued, but
-  evacuations (the app has a rank on a host being evicted).
+  exactly the ranks whose host differs. Offers may be open while apps are queued: the
+  queue's head did not fit in the free slots when they were made, and they are withdrawn
+  as soon as it would fit without them (not checked here: it needs the placement).
 * Only running apps hold scale-change slots, each a positive count on a live host, and the
   app's record and the host table agree on them.
 * A freeze offered or under way belongs to a running app that may move, with no migration
@@ -49,7 +50,7 @@ def check(
     scaled: dict[str, dict[int, int]] = {name: {} for name in names}
     for app in apps.values():
         _check_app(app)
-        _check_move(app, movable, bool(queue) and not hosts.any_evicting(app.placement.values()))
+        _check_move(app, movable)
         _check_freeze(app, movable, names)
         for index, host in _holdings(app):
             if host not in granules:
@@ -116,7 +117,7 @@ def _holdings(app: AppRecord) -> list[tuple[int, str]]:
     return held
 
 
-def _check_move(app: AppRecord, movable: frozenset[int], queued: bool) -> None:
+def _check_move(app: AppRecord, movable: frozenset[int]) -> None:
     move = app.move
     if move is None:
         return
@@ -136,7 +137,7 @@ def _check_move(app: AppRecord, movable: frozenset[int], queued: bool) -> None:
     if isinstance(move, Offered):
         differ = {i for i in range(size) if move.placement[i] != app.placement[i]}
         fresh = move.epoch == app.last_epoch and not app.results and not app.scaled
-        if not fresh or move.moving != differ or queued:
+        if not fresh or move.moving != differ:
             raise InternalError(f"app {app.app_id} has an inconsistent offer {move}")
     elif not move.moving <= set(move.ranks):
         raise InternalError(f"app {app.app_id} moves ranks it did not claim: {move}")

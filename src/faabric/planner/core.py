@@ -34,6 +34,7 @@ from faabric.planner._events import (
     CancelMigration,
     Command,
     Dispatch,
+    Disregard,
     Event,
     Finish,
     FreezeApp,
@@ -76,6 +77,7 @@ __all__ = [
     "CancelMigration",
     "Command",
     "Dispatch",
+    "Disregard",
     "Event",
     "Finish",
     "FreezeApp",
@@ -232,8 +234,9 @@ class PlannerCore(CoreQueries):
             # Dropped (reset or retention): the granule's slot is free all the same.
             self._hosts.release(result.host, granule)
             return self._reschedule(now)
-        if result.index not in app.placement:
-            return []  # never placed: not a result we asked for
+        if not self.placed_on(app, result.index, result.host):  # not a result we asked for
+            what = f"the result of granule {result.index} of app {app.app_id}"
+            return [Disregard(result.host, f"{what}, which it does not run")]
         # Where it runs, and where it was moving to: a granule with a result holds no slot.
         for host in self._moves.holders(app, result.index):
             self._hosts.release(host, granule)
@@ -301,15 +304,26 @@ class PlannerCore(CoreQueries):
 
     def _resized(self, event: TeamSizeChanged, now: float) -> list[Command]:
         app = self._apps.get(event.app_id)
-        if app is not None and app.state is AppState.RUNNING:
-            app.resized(event.index, event.host, event.threads, now)
+        if app is None or app.state is not AppState.RUNNING:
+            return []
+        if not self.placed_on(app, event.index, event.host):
+            return [self._stray_team(event)]
+        app.resized(event.index, event.host, event.threads, now)
         return []
 
     def _kept_local(self, event: TeamKeptOnHost, now: float) -> list[Command]:
         app = self._apps.get(event.app_id)
-        if app is not None and app.state is AppState.RUNNING:
-            app.kept_local(event.index, event.host, event.threads, event.detail, now)
+        if app is None or app.state is not AppState.RUNNING:
+            return []
+        if not self.placed_on(app, event.index, event.host):
+            return [self._stray_team(event)]
+        app.kept_local(event.index, event.host, event.threads, event.detail, now)
         return []
+
+    @staticmethod
+    def _stray_team(event: TeamSizeChanged | TeamKeptOnHost) -> Disregard:
+        what = f"a team report of granule {event.index} of app {event.app_id}"
+        return Disregard(event.host, f"{what}, which it does not run")
 
     def _expire(self, now: float) -> list[Command]:
         silent = self._hosts.silent_since(now, self._timeout)
@@ -407,10 +421,11 @@ class PlannerCore(CoreQueries):
         return self._spot.thaw(self._apps, now) + self._start_queued(now) + self._offer(now, skip)
 
     def _offer(self, now: float, skip: Collection[int] = ()) -> list[Command]:
-        # The queue has priority: no slot is reserved for a migration while an app waits
-        # (apps leaving hosts being evicted excepted).
+        # Called after the queue took what fits: an app still queued does not fit in the free
+        # slots, so offers may reserve some of them; `_start_queued` withdraws the offers as
+        # soon as the queue's head would fit without them.
         commands = self._spot.evacuate(self._apps, now, skip)
-        return commands + ([] if self._queue else self._moves.offer(self._apps, now, skip))
+        return commands + self._moves.offer(self._apps, now, skip)
 
     def _evict(self, name: str, now: float) -> list[Command]:
         if not self._hosts.evict(name):
