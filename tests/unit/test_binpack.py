@@ -7,10 +7,13 @@ from collections import Counter
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from faabric.errors import ConfigError
 from faabric.scheduling import (
     POLICIES,
+    DoNotMigrate,
     HostSlots,
     NoCapacity,
     Placed,
@@ -18,6 +21,7 @@ from faabric.scheduling import (
     bin_pack,
     get_policy,
 )
+from faabric.scheduling._migrate import FreeSlots, bin_pack_migration
 
 
 def hosts(*specs: tuple[str, int, int]) -> list[HostSlots]:
@@ -123,3 +127,18 @@ def test_registry() -> None:
     assert get_policy("bin-pack") is bin_pack
     with pytest.raises(ConfigError, match=r"unknown scheduling policy 'nope'.*bin-pack"):
         get_policy("nope")
+
+
+@given(
+    st.lists(st.integers(0, 16), min_size=2, max_size=8),
+    st.lists(st.integers(0, 7), min_size=2, max_size=12),
+)
+def test_free_slots_bound_never_hides_a_move_bin_pack_would_make(
+    used: list[int], ranks: list[int]
+) -> None:
+    names = [f"h{i}" for i in range(len(used))]
+    placement = [names[r % len(names)] for r in ranks]
+    own = Counter(placement)
+    hosts = [HostSlots(n, 16, max(u, own[n])) for n, u in zip(names, used, strict=True)]
+    if not FreeSlots(hosts).may_improve(placement):
+        assert isinstance(bin_pack_migration(hosts, placement), DoNotMigrate)

@@ -141,10 +141,13 @@ def test_an_unaligned_atomic_traps_the_thread(team: Team) -> None:
         team.main.atomic(0, ADD32, WORD + 2, 1, 0)
 
 
-def test_a_stopped_region_fails_a_parked_request(team: Team) -> None:
-    team.part.atomic(2, LOAD32, FLAG, 0, 0)
-    team.part.atomic(2, LOAD32, FLAG, 0, 0)
-    worker = Worker(lambda: team.part.atomic(2, LOAD32, FLAG, 0, 0))
+def test_a_stopped_region_fails_a_spinning_thread(team: Team) -> None:
+    def spin() -> None:
+        while True:  # parked at the main host between changes
+            team.part.atomic(2, LOAD32, FLAG, 0, 0)
+
+    worker = Worker(spin)
+    time.sleep(0.1)
     team.main.stop("the app was stopped")
     with pytest.raises(GuestFault, match="stopped"):
         worker.join()

@@ -31,7 +31,8 @@ from faabric.planner._events import (
     WithdrawMigration,
 )
 from faabric.planner._hosts import HostTable
-from faabric.scheduling import DoNotMigrate, Moves, MustFreeze
+from faabric.scheduling import BinPack, DoNotMigrate, Moves, MustFreeze
+from faabric.scheduling._migrate import FreeSlots
 
 
 class Migrations:
@@ -82,6 +83,7 @@ class Migrations:
         """
         commands: list[Command] = []
         capacity = None  # made once, and again only after a reservation changed it
+        free: FreeSlots | None = None
         for app_id in sorted(self._movable):
             app = apps[app_id]
             if app.move or app.freeze or app.results or app.scaled or app_id in skip:
@@ -90,12 +92,16 @@ class Migrations:
                 if self._hosts.free_slots() == 0:
                     break  # a rank can only move to a free slot: it holds both until it moved
                 capacity = self._hosts.all_capacity()
+                free = FreeSlots(capacity)
             current = tuple(app.placement[rank] for rank in range(app.spec.size))
+            if isinstance(app.policy, BinPack) and free is not None \
+                    and not free.may_improve(current):
+                continue  # the usual case on a busy cluster: skip the full re-placement
             decision = app.policy.migrate(capacity, current)
             match decision:
                 case Moves():
                     commands.append(self.reserve(app, decision, now))
-                    capacity = None
+                    capacity = free = None
                 case DoNotMigrate() | MustFreeze():
                     continue  # only an evacuation freezes (see `_spot.py`)
                 case _:
@@ -138,10 +144,11 @@ class Migrations:
         if any(count > free.get(name, 0) for name, count in needed.items()):
             raise InternalError(f"policy moved app {app.app_id} to full hosts: {placement}")
 
-    def has_offers(self, apps: Mapping[int, AppRecord]) -> bool:
-        """Whether any app holds an unclaimed offer (and its reserved slots), evacuations
-        of hosts being evicted left out."""
-        return any(self._yields(apps[i]) for i in self._movable)
+    def yielding_slots(self, apps: Mapping[int, AppRecord]) -> int:
+        """Slots the unclaimed offers reserve (evacuations of hosts being evicted left out):
+        what withdrawing them would give the queue."""
+        return sum(len(move.moving) for i in self._movable
+                   if self._yields(apps[i]) and (move := apps[i].move))
 
     def withdraw_offers(
         self, apps: Mapping[int, AppRecord], now: float, reason: str

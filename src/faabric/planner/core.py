@@ -447,8 +447,9 @@ class PlannerCore(CoreQueries):
             app = self._apps[self._queue[0]]
             placement = self._place(app)
             if isinstance(placement, NoCapacity):
-                if not self._moves.has_offers(self._apps):
-                    break
+                offered = self._moves.yielding_slots(self._apps)
+                if not offered or self._hosts.free_slots() + offered < app.spec.size:
+                    break  # the offers' slots would not make it fit: they stay
                 commands += self._moves.withdraw_offers(self._apps, now, "an app is queued")
                 continue
             self._queue.popleft()

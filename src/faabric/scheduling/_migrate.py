@@ -122,3 +122,40 @@ def check_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> Non
     over = [host.name for host in hosts if own.get(host.name, 0) > host.used]
     if over:
         raise ValueError(f"hosts {over} run more of the app's ranks than they have used slots")
+
+
+class FreeSlots:
+    """The free slots of the hosts not being evicted, sorted once for a round of migration
+    decisions, to tell cheaply which apps bin-pack cannot improve (`may_improve`)."""
+
+    def __init__(self, hosts: Sequence[HostSlots]) -> None:
+        usable = [(h.slots - h.used, h.name) for h in hosts if not h.evicting]
+        self._free = dict((name, free) for free, name in usable)
+        self._largest = sorted(usable, reverse=True) or [(0, "")]
+
+    def may_improve(self, placement: Sequence[str]) -> bool:
+        """False when no placement of the app on these free slots (its own counted as free)
+        spans fewer hosts, or as many with fewer cross-host pairs: then bin-pack's
+        re-placement cannot either. Filling the largest capacities first gives the fewest
+        hosts and the most uneven split, which has the fewest pairs."""
+        own = Counter(placement)
+        if any(host not in self._free for host in own):
+            return True  # a rank on a host being evicted (or gone) cannot stay
+        if len(own) == 1:
+            return False
+        room = [n + self._free[host] for host, n in own.items()]
+        if sum(room) == len(placement) and self._largest[0][0] <= min(own.values()):
+            return False  # its hosts are full and no other host has room for a whole part
+        size = len(placement)
+        for free, name in self._largest:
+            if len(room) >= len(own) + size or free == 0:
+                break
+            if name not in own:
+                room.append(free)
+        counts, left = {}, size
+        for index, capacity in enumerate(sorted(room, reverse=True)):
+            if left == 0:
+                break
+            counts[str(index)] = min(capacity, left)
+            left -= counts[str(index)]
+        return left == 0 and _cost(counts, size) < _cost(own, size)
