@@ -44,11 +44,11 @@ def _check(doc: dict[str, Any]) -> None:
         raise RuntimeError(f"the no-op app did not finish cleanly: {doc}")
 
 
-def _throughput(url: str, app: dict[str, Any], apps: int, threads: int) -> float:
+def _throughput(url: str, token: str, app: dict[str, Any], apps: int, threads: int) -> float:
     """Granules per second for `apps` copies of `app` submitted from `threads` threads."""
     from faabric.planner.client import PlannerClient
 
-    clients = [PlannerClient(url) for _ in range(threads)]
+    clients = [PlannerClient(url, token=token) for _ in range(threads)]
     errors: list[BaseException] = []
     shares = [apps // threads + (1 if i < apps % threads else 0) for i in range(threads)]
     barrier = threading.Barrier(threads + 1)
@@ -80,11 +80,11 @@ def _throughput(url: str, app: dict[str, Any], apps: int, threads: int) -> float
     return apps * app["size"] / elapsed
 
 
-def _batch_throughput(url: str, app: dict[str, Any], apps: int) -> float:
+def _batch_throughput(url: str, token: str, app: dict[str, Any], apps: int) -> float:
     """Granules per second for `apps` copies of `app` in one batch, waited for in one call."""
     from faabric.planner.client import PlannerClient
 
-    client = PlannerClient(url)
+    client = PlannerClient(url, token=token)
     try:
         client.health()  # open the connection before the clock starts
         start = now()
@@ -98,17 +98,17 @@ def _batch_throughput(url: str, app: dict[str, Any], apps: int) -> float:
     return apps * app["size"] / elapsed
 
 
-def _warm_up(url: str, noop_wasm: bytes, submits: int) -> dict[str, Any]:
+def _warm_up(url: str, token: str, noop_wasm: bytes, submits: int) -> dict[str, Any]:
     """Upload the module and run it until every worker has fetched and compiled it."""
     from faabric.planner.client import PlannerClient
 
-    client = PlannerClient(url)
+    client = PlannerClient(url, token=token)
     try:
         digest = client.upload_module(noop_wasm)
         app = {"module": digest, "size": 1, "program": "noop"}
         for _ in range(submits):
             _check(client.submit(app, wait=WAIT))
-        _batch_throughput(url, app, 200)
+        _batch_throughput(url, token, app, 200)
     finally:
         client.close()
     return app
@@ -119,18 +119,20 @@ def measure(noop_wasm: bytes, *, hosts: int, slots: int, latency_samples: int,
     """Start a cluster, warm it up, measure latency then throughput, and tear it down."""
     from faabric.planner.client import PlannerClient
     from faabric.runtime import EmbeddedCluster
+    from faabric.transport.auth import new_token
 
     logging.getLogger("faabric").setLevel(logging.WARNING)
-    with EmbeddedCluster(hosts=hosts, slots=slots) as cluster:
-        app = _warm_up(cluster.url, noop_wasm, max(20, hosts * slots * 4))
-        client = PlannerClient(cluster.url)
+    with EmbeddedCluster(hosts=hosts, slots=slots, token=new_token()) as cluster:
+        url, token = cluster.url, cluster.token
+        app = _warm_up(url, token, noop_wasm, max(20, hosts * slots * 4))
+        client = PlannerClient(url, token=token)
         try:
             samples = time_calls(lambda: _check(client.submit(app, wait=WAIT)),
                                  latency_samples, warmup=10)
         finally:
             client.close()
-        batch = [_batch_throughput(cluster.url, app, granules) for _ in range(rounds)]
-        requests = [_throughput(cluster.url, app, granules, threads) for _ in range(rounds)]
+        batch = [_batch_throughput(url, token, app, granules) for _ in range(rounds)]
+        requests = [_throughput(url, token, app, granules, threads) for _ in range(rounds)]
     return ClusterResults(Stats.of(samples), Stats.of(batch), Stats.of(requests), threads)
 
 
@@ -138,11 +140,13 @@ def measure_batch(noop_wasm: bytes, *, hosts: int, slots: int, granules: int,
                   rounds: int) -> Stats:
     """Only the batch throughput, on a cluster of `hosts` x `slots` (granules/s)."""
     from faabric.runtime import EmbeddedCluster
+    from faabric.transport.auth import new_token
 
     logging.getLogger("faabric").setLevel(logging.WARNING)
-    with EmbeddedCluster(hosts=hosts, slots=slots) as cluster:
-        app = _warm_up(cluster.url, noop_wasm, max(20, hosts * slots * 4))
-        return Stats.of([_batch_throughput(cluster.url, app, granules)
+    with EmbeddedCluster(hosts=hosts, slots=slots, token=new_token()) as cluster:
+        url, token = cluster.url, cluster.token
+        app = _warm_up(url, token, noop_wasm, max(20, hosts * slots * 4))
+        return Stats.of([_batch_throughput(url, token, app, granules)
                          for _ in range(rounds)])
 
 

@@ -57,13 +57,14 @@ def _run(client: Any, loop: str, spin: str, blocker_ms: float, args: list[str],
 def measure(runs: int, cache_dir: Path, quick: bool) -> ElasticResult:
     from faabric.planner.client import PlannerClient
     from faabric.runtime import EmbeddedCluster
+    from faabric.transport.auth import new_token
 
     args = ["40", "20000000"] if quick else ["100", "20000000"]
     loop_wasm = build_wasm(KERNEL_DIR / "omp_elastic_loop.c", cache_dir, ["-fopenmp"])
     spin_wasm = build_wasm(SPIN, cache_dir)
     fixed, elastic, widest = [], [], 0
-    with EmbeddedCluster(hosts=1, slots=2) as cluster:
-        client = PlannerClient(cluster.url, timeout=300)
+    with EmbeddedCluster(hosts=1, slots=2, token=new_token()) as cluster:
+        client = PlannerClient(cluster.url, token=cluster.token, timeout=300)
         try:
             loop, spin = client.upload_module(loop_wasm), client.upload_module(spin_wasm)
             one = {"OMP_NUM_THREADS": "1"}

@@ -38,9 +38,10 @@ class MoveCluster:
 
     def __init__(self, slots: int, kernels: dict[str, bytes]) -> None:
         from faabric.runtime import EmbeddedCluster
+        from faabric.transport.auth import new_token
 
         logging.getLogger("faabric").setLevel(logging.WARNING)
-        self._cluster = EmbeddedCluster(hosts=2, slots=slots)
+        self._cluster = EmbeddedCluster(hosts=2, slots=slots, token=new_token())
         self._kernels = kernels
         self._digests: dict[str, str] = {}
         self._client: Any = None
@@ -50,7 +51,8 @@ class MoveCluster:
 
         self._cluster.start()
         try:
-            self._client = PlannerClient(self._cluster.url, timeout=120)
+            self._client = PlannerClient(self._cluster.url, token=self._cluster.token,
+                                         timeout=120)
             self._digests = {name: self._client.upload_module(data)
                              for name, data in self._kernels.items()}
         except BaseException:

@@ -3,7 +3,9 @@
 `python -m faabric planner` on free ports and `python -m faabric worker --slots S` per
 worker, like tests/integration/conftest.py; every process's stderr is drained into
 `ProcessCluster.log` (and so never blocks on a full pipe), so a benchmark can check what the
-workers reported while it ran. The processes are always stopped (SIGTERM, then SIGKILL).
+workers reported while it ran. The processes are always stopped (SIGTERM, then SIGKILL). The
+cluster gets a token of its own (`ProcessCluster.token`, given to the processes in
+FAABRIC_TOKEN), so the user's token file is neither read nor made.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ProcessCluster:
 
     url: str
     env: dict[str, str]
+    token: str
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
@@ -64,10 +67,14 @@ def process_cluster(cache: Path, workers: dict[str, int],
     """A planner plus workers `name -> slots`, registered before this yields; `keepalive`:
     the planner's --keepalive-timeout (default: its own)."""
     from faabric.planner.client import PlannerClient
+    from faabric.transport.auth import TOKEN_ENV, new_token
 
+    token = new_token()
     env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    env[TOKEN_ENV] = token
     env.pop("FAABRIC_CONFIG", None)
-    cluster = ProcessCluster("", env)
+    env.pop("FAABRIC_TOKEN_FILE", None)
+    cluster = ProcessCluster("", env, token)
     try:
         extra = [] if keepalive is None else ["--keepalive-timeout", f"{keepalive:g}"]
         planner = cluster._spawn("planner", [sys.executable, "-m", "faabric", "planner",
@@ -84,7 +91,7 @@ def process_cluster(cache: Path, workers: dict[str, int],
                                          cluster.url, "--slots", str(slots), "--name", name])
             assert proc.stderr is not None
             cluster._drain(proc.stderr)
-        client = PlannerClient(cluster.url)
+        client = PlannerClient(cluster.url, token=token)
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while {h["name"] for h in client.hosts()} < set(workers):

@@ -1,8 +1,10 @@
 """The `faabric` command: run, cc/c++, planner, worker, cluster up, status, evict, experiment.
 
-Parses arguments, builds configs (command line > environment > TOML > defaults), hands them
-to `runtime` and prints results. Every FaabricError becomes one line on stderr and a non-zero
-exit; tracebacks are for bugs only. Run logic lives in `faabric.run`; nothing here schedules.
+Parses arguments, builds configs (command line > environment > TOML > defaults), reads the
+cluster token once (`--token-file`, else FAABRIC_TOKEN, else the configured token file),
+hands them to `runtime` and prints results. Every FaabricError becomes one line on stderr and
+a non-zero exit; tracebacks are for bugs only. Run logic lives in `faabric.run`; nothing here
+schedules.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from faabric import __version__
@@ -22,6 +25,8 @@ from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, Worker
 from faabric.errors import ConfigError, FaabricError
 
 EXIT_USAGE = 2
+TOKEN_HELP = ("file holding the cluster token (default: FAABRIC_TOKEN, else "
+              "~/.config/faabric/token)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +119,8 @@ def _add_run(sub: Any) -> None:
                    "at each fork (docs/openmp.md)")
     p.add_argument("--policy", help="scheduling policy of this app: bin-pack, compact or "
                    "spot (default: the cluster's)")
+    p.add_argument("--token-file", dest="token_file",
+                   help=TOKEN_HELP + "; with --planner only: an embedded cluster makes its own")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("program", help="a .c, .cpp or .wasm file")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments after '--' go to the guest")
@@ -130,6 +137,7 @@ def _add_planner(sub: Any) -> None:
                    help="seconds without keep-alive before a worker is dropped (default 5)")
     p.add_argument("--policy", help="scheduling policy of apps that name none: bin-pack "
                    "(default), compact or spot")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.set_defaults(func=_cmd_planner)
 
@@ -139,6 +147,7 @@ def _add_worker(sub: Any) -> None:
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("--slots", type=int, help="granules run at once (default: CPUs)")
     p.add_argument("--name", help="host name to register under (default: <hostname>-<pid>)")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.set_defaults(func=_cmd_worker)
 
@@ -154,6 +163,7 @@ def _add_cluster(sub: Any) -> None:
     up.add_argument("--control-port", type=int, dest="control_port",
                     help="planner control port (default 8081)")
     up.add_argument("--policy", help="scheduling policy (default bin-pack)")
+    up.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
     up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     up.set_defaults(func=_cmd_cluster_up)
 
@@ -162,6 +172,7 @@ def _add_status(sub: Any) -> None:
     p = sub.add_parser("status", help="hosts and in-flight apps of a planner")
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.set_defaults(func=_cmd_status)
 
 
@@ -170,6 +181,7 @@ def _add_evict(sub: Any) -> None:
                        "and its apps are moved away or frozen")
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("host", help="the worker's name, as 'faabric status' shows it")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.set_defaults(func=_cmd_evict)
 
 
@@ -188,22 +200,31 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if args and args[0] == "--":
         args = args[1:]
     options = _options(ns, "n", "hosts", "slots", "planner", "timeout", "memory_limit",
-                       "migrate_every", "elastic", "policy")
+                       "migrate_every", "elastic", "policy", "token_file")
     if ns.no_migrate:
         options["migrate_every"] = 0
     config = load(RunConfig, "run", options)
-    return run_program(config, ns.program, args, env=env, input_file=ns.input_file,
-                       verbose=ns.verbose, user=os.environ.get("USER", ""))
+    if config.planner:
+        token = _token(ns, config.token_file)
+    else:  # the embedded cluster is this run's alone: a token of its own
+        from faabric.transport.auth import new_token
+
+        token = new_token()
+    return run_program(config, ns.program, args, token=token, env=env,
+                       input_file=ns.input_file, verbose=ns.verbose,
+                       user=os.environ.get("USER", ""))
 
 
 def _cmd_planner(ns: argparse.Namespace) -> int:
     from faabric.runtime import RunningPlanner
 
-    config = load(PlannerConfig, "planner",
-                  _options(ns, "host", "port", "control_port", "keepalive_timeout", "policy"))
-    planner = RunningPlanner(config).start()
+    config = load(PlannerConfig, "planner", _options(
+        ns, "host", "port", "control_port", "keepalive_timeout", "policy", "token_file"))
+    token, created = _token_made(ns, config.token_file)
+    planner = RunningPlanner(config, token=token).start()
     print(f"faabric planner listening on {planner.url} (workers: port "
           f"{planner.control.port})", file=sys.stderr, flush=True)
+    _announce(config.token_file, created)
     _wait_for_signal()
     planner.close()
     return 0
@@ -212,8 +233,8 @@ def _cmd_planner(ns: argparse.Namespace) -> int:
 def _cmd_worker(ns: argparse.Namespace) -> int:
     from faabric.runtime import build_worker
 
-    config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name"))
-    worker, release = build_worker(config)
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name", "token_file"))
+    worker, release = build_worker(config, _token(ns, config.token_file))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop("stopped by a signal"))
     try:
@@ -228,11 +249,14 @@ def _cmd_cluster_up(ns: argparse.Namespace) -> int:
     from faabric.runtime import EmbeddedCluster
 
     planner = load(PlannerConfig, "planner",
-                   _options(ns, "host", "port", "control_port", "policy"))
+                   _options(ns, "host", "port", "control_port", "policy", "token_file"))
     slots = load(WorkerConfig, "worker", _options(ns, "slots")).slots
-    with EmbeddedCluster(hosts=ns.hosts, slots=slots, planner=planner) as cluster:
+    token, created = _token_made(ns, planner.token_file)
+    with EmbeddedCluster(hosts=ns.hosts, slots=slots, planner=planner,
+                         token=token) as cluster:
         print(f"faabric cluster up: planner {cluster.url}, {ns.hosts} worker(s) x {slots} "
               "slots; Ctrl-C to stop", file=sys.stderr, flush=True)
+        _announce(planner.token_file, created)
         _wait_for_signal()
     return 0
 
@@ -240,8 +264,8 @@ def _cmd_cluster_up(ns: argparse.Namespace) -> int:
 def _cmd_status(ns: argparse.Namespace) -> int:
     from faabric.planner.client import PlannerClient
 
-    url = load(WorkerConfig, "worker", _options(ns, "planner")).planner
-    client = PlannerClient(url, timeout=10)
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "token_file"))
+    client = PlannerClient(config.planner, token=_token(ns, config.token_file), timeout=10)
     status = client.status()
     if ns.json:
         print(json.dumps(status, indent=2))
@@ -253,8 +277,8 @@ def _cmd_status(ns: argparse.Namespace) -> int:
 def _cmd_evict(ns: argparse.Namespace) -> int:
     from faabric.planner.client import PlannerClient
 
-    url = load(WorkerConfig, "worker", _options(ns, "planner")).planner
-    client = PlannerClient(url, timeout=10)
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "token_file"))
+    client = PlannerClient(config.planner, token=_token(ns, config.token_file), timeout=10)
     try:
         client.evict(ns.host)
     finally:
@@ -303,6 +327,28 @@ def _ranges(indices: list[int]) -> str:
         if i is not None:
             start = prev = i
     return ",".join(parts)
+
+
+def _token(ns: argparse.Namespace, token_file: Path) -> str:
+    """The cluster token: the file given with --token-file, else FAABRIC_TOKEN, else the
+    configured `token_file`."""
+    from faabric.transport.auth import TOKEN_ENV, load_token
+
+    return load_token(token_file, None if ns.token_file else os.environ.get(TOKEN_ENV))
+
+
+def _token_made(ns: argparse.Namespace, token_file: Path) -> tuple[str, bool]:
+    """Like `_token`, but a missing token file is created; says whether it was."""
+    from faabric.transport.auth import TOKEN_ENV, ensure_token
+
+    return ensure_token(token_file, None if ns.token_file else os.environ.get(TOKEN_ENV))
+
+
+def _announce(token_file: Path, created: bool) -> None:
+    if created:
+        print(f"faabric: created the cluster token {token_file}: workers and clients of "
+              "this cluster need it (copy it to the other hosts, mode 600)",
+              file=sys.stderr, flush=True)
 
 
 def _options(ns: argparse.Namespace, *names: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ Each option has one definition here (a dataclass field with a default). Values c
 priority first, from the command line, the environment (`FAABRIC_<FIELD>`, e.g.
 `FAABRIC_SLOTS=4`), a TOML file (`FAABRIC_CONFIG`, else `./faabric.toml`; one table per
 section, e.g. `[worker]`), then the default. Nothing below `runtime.py` reads the environment.
+The cluster token is no option: it is FAABRIC_TOKEN or the contents of `token_file`, read by
+the CLI (`faabric.transport.auth`) and passed down explicitly.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "faabric"
 
 
+def default_token_path() -> Path:
+    """Where the cluster token is kept: `$XDG_CONFIG_HOME/faabric/token` or
+    `~/.config/faabric/token` (FAABRIC_TOKEN, when set, is used instead of any file)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "faabric" / "token"
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerConfig:
     """Options of `faabric planner`."""
@@ -42,6 +51,7 @@ class PlannerConfig:
     retain_finished: int = 10_000
     migration_offer_timeout: float = 30.0  # seconds an unclaimed migration offer is kept
     policy: str = "bin-pack"  # the scheduling policy of apps that do not name their own
+    token_file: Path = field(default_factory=default_token_path)  # created if missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class WorkerConfig:
     name: str = ""  # empty: `<host name>-<pid>`, unique among workers of one machine
     cache_dir: Path = field(default_factory=default_cache_dir)
     reconnect_for: float = 30.0
+    token_file: Path = field(default_factory=default_token_path)
 
     def host_name(self) -> str:
         """The name to register under."""
@@ -73,6 +84,7 @@ class RunConfig:
     policy: str = ""  # the app's scheduling policy; empty: the cluster's
     elastic: bool = False  # OpenMP teams grow to the worker's free slots at each fork
     cache_dir: Path = field(default_factory=default_cache_dir)
+    token_file: Path = field(default_factory=default_token_path)  # with `planner` only
 
 
 T = TypeVar("T")

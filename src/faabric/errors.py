@@ -14,6 +14,7 @@ of the package: every layer imports it.
     │   ├── ClosedError      we closed the channel ourselves
     │   ├── BrokenError      the peer went away or sent garbage
     │   └── TimeoutError_    no answer within the deadline
+    ├── AuthError            a peer refused our cluster token or did not prove it knows it
     ├── ApiError             the planner's HTTP API answered with an error status
     ├── SnapshotError        a snapshot, diff or merge region does not fit the memory
     │   └── TrackingUnavailable  the kernel or permissions refuse a dirty-tracking mechanism
@@ -68,6 +69,10 @@ class BrokenError(TransportError):
 
 class TimeoutError_(TransportError):
     """No answer arrived before the deadline."""
+
+
+class AuthError(FaabricError):
+    """A peer refused this side's cluster token, or did not prove that it knows the token."""
 
 
 class ApiError(FaabricError):

@@ -1,6 +1,7 @@
 """`faabric run`: build the program if needed, submit it as an app, print what it printed.
 
-Without a planner URL an embedded cluster is started for the run and torn down after it.
+Without a planner URL an embedded cluster is started for the run and torn down after it; the
+caller gives the cluster token either way (for an embedded cluster, a fresh one).
 Granules' stdout is printed in granule order, their stderr to stderr; the exit status is 0
 only if every granule exited 0, otherwise one line on stderr says which granule failed how.
 The guest's environment is built by `guest_environment` from the launching shell's `OMP_*`
@@ -34,13 +35,15 @@ def run_program(
     program: str,
     args: Sequence[str],
     *,
+    token: str,
     env: Mapping[str, str] | None = None,
     input_file: str | None = None,
     verbose: bool = False,
     user: str = "",
 ) -> int:
     """Run `program` as `config.n` granules for `user` (who submits it, for the compact
-    policy) with the environment `env` (see `guest_environment`); returns the exit status
+    policy) with the environment `env` (see `guest_environment`), on the planner of
+    `config.planner` or an embedded cluster, either knowing `token`; returns the exit status
     for the shell."""
     if config.n < 1 or config.hosts < 1 or config.slots < 1:
         raise ConfigError("-n, --hosts and --slots must be at least 1")
@@ -61,7 +64,7 @@ def run_program(
         "user": user,
         "policy": config.policy,
     }
-    with _planner(config, verbose) as client:
+    with _planner(config, token, verbose) as client:
         app["module"] = client.upload_module(wasm)
         try:
             doc = client.submit(app)
@@ -115,9 +118,9 @@ def report(doc: dict[str, Any], waited: float) -> int:
 
 
 @contextlib.contextmanager
-def _planner(config: RunConfig, verbose: bool) -> Iterator[PlannerClient]:
+def _planner(config: RunConfig, token: str, verbose: bool) -> Iterator[PlannerClient]:
     if config.planner:
-        client = PlannerClient(config.planner)
+        client = PlannerClient(config.planner, token=token)
         try:
             yield client
         finally:
@@ -128,8 +131,8 @@ def _planner(config: RunConfig, verbose: bool) -> Iterator[PlannerClient]:
     if verbose:
         print(f"faabric: starting {config.hosts} worker(s) x {config.slots} slots",
               file=sys.stderr)
-    with EmbeddedCluster(hosts=config.hosts, slots=config.slots) as cluster:
-        client = PlannerClient(cluster.url)
+    with EmbeddedCluster(hosts=config.hosts, slots=config.slots, token=token) as cluster:
+        client = PlannerClient(cluster.url, token=token)
         try:
             yield client
         finally:

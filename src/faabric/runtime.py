@@ -2,7 +2,9 @@
 
 Everything else receives its collaborators as arguments; only here are configs turned into
 engines, caches, sockets, threads and processes. `EmbeddedCluster` starts a planner in this
-process and worker processes beside it, for `faabric run` and `faabric cluster up`.
+process and worker processes beside it, for `faabric run` and `faabric cluster up`. The
+cluster token arrives here as an argument (the CLI reads it) and is handed to every server
+and client built; worker processes started here get it in their environment.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from faabric.threads import ThreadPolicy, thread_functions
 from faabric.threads.service import TeamService
 from faabric.threads.team_functions import TeamFunctions
 from faabric.threads.wire import TeamWire
+from faabric.transport.auth import TOKEN_ENV
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
 from faabric.worker.scaling import ScaleClient
@@ -45,9 +48,11 @@ CLUSTER_START_TIMEOUT = 60.0
 
 
 class RunningPlanner:
-    """A planner serving HTTP and control connections on background threads."""
+    """A planner serving HTTP and control connections on background threads; both refuse
+    whoever does not know `token`."""
 
-    def __init__(self, config: PlannerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: PlannerConfig, *, token: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.service = PlannerService(
             clock=clock,
@@ -57,11 +62,13 @@ class RunningPlanner:
             migration_offer_timeout=config.migration_offer_timeout,
             policy=get_policy(config.policy),
         )
-        self.control = ControlServer(listen(config.host, config.control_port), self.service)
+        self.control = ControlServer(listen(config.host, config.control_port), self.service,
+                                     token=token)
         try:
             self.http = PlannerHttpServer(
                 (config.host, config.port),
                 self.service,
+                token=token,
                 control_port=lambda: self.control.port,
                 max_request_bytes=config.max_request_bytes,
             )
@@ -102,11 +109,12 @@ class RunningPlanner:
             self.service.tick()
 
 
-def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
-    """A worker ready to `serve()`, and a function releasing its engine afterwards."""
-    client = PlannerClient(config.planner)
+def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[], None]]:
+    """A worker ready to `serve()` in the cluster of `token`, and a function releasing its
+    engine afterwards."""
+    client = PlannerClient(config.planner, token=token)
     try:
-        data_plane = _open_data_plane(client.host)
+        data_plane = _open_data_plane(client.host, token)
     except FaabricError:
         client.close()
         raise
@@ -140,6 +148,7 @@ def build_worker(config: WorkerConfig) -> tuple[Worker, Callable[[], None]]:
         data_address=data_plane.address,
         migrating=worlds,
         courier=data_plane,
+        token=token,
     )
 
     def release() -> None:
@@ -180,11 +189,11 @@ class _WorkerLink:
         self.worker().claim(app_id, epoch)
 
 
-def _open_data_plane(planner_host: str) -> DataPlane:
+def _open_data_plane(planner_host: str, token: str) -> DataPlane:
     """The worker's data-plane listener, on the address other workers route to."""
     address = _local_address_towards(planner_host)
     try:
-        return DataPlane(address)
+        return DataPlane(address, token)
     except OSError as exc:
         raise FaabricError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
 
@@ -201,13 +210,15 @@ def _local_address_towards(host: str) -> str:
 
 
 class EmbeddedCluster:
-    """A planner in this process plus `hosts` worker processes with `slots` slots each."""
+    """A planner in this process plus `hosts` worker processes with `slots` slots each, all
+    sharing `token` (clients of the cluster need it too: `self.token`)."""
 
     def __init__(
         self,
         *,
         hosts: int,
         slots: int,
+        token: str,
         planner: PlannerConfig | None = None,
         worker_env: dict[str, str] | None = None,
     ) -> None:
@@ -215,8 +226,9 @@ class EmbeddedCluster:
             raise FaabricError("a cluster needs at least one host with at least one slot")
         self.hosts = hosts
         self.slots = slots
+        self.token = token
         config = planner or PlannerConfig(port=0, control_port=0)
-        self.planner = RunningPlanner(config)
+        self.planner = RunningPlanner(config, token=token)
         self._worker_env = worker_env
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -261,6 +273,7 @@ class EmbeddedCluster:
 
     def _spawn_worker(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ if self._worker_env is None else self._worker_env)
+        env[TOKEN_ENV] = self.token  # not on the command line, where anyone could read it
         command = [sys.executable, "-m", "faabric", "worker", "--planner", self.url,
                    "--slots", str(self.slots)]
         return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

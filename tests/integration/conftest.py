@@ -1,7 +1,9 @@
 """Real-process fixtures: a planner and worker processes on 127.0.0.1, guests built once.
 
 Each cluster is started with `python -m faabric planner` / `faabric worker` exactly as a user
-would, and torn down (SIGTERM, then SIGKILL) after the test. Waits poll with deadlines.
+would, and torn down (SIGTERM, then SIGKILL) after the test. Waits poll with deadlines. Every
+process gets the test cluster token through FAABRIC_TOKEN (so no test touches the user's
+token file), and clients made here send it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from faabric.toolchain import build
 GUESTS = Path(__file__).resolve().parent.parent / "guests"
 INTEGRATION_GUESTS = ("hello", "spin", "exit_code", "trap", "loop", "echo_input", "noop")
 START_TIMEOUT = 30.0
+TOKEN = "integration-test-cluster-token-0123456789"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -46,8 +49,16 @@ class Cluster:
     env: dict[str, str]
     workers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
+    @property
+    def token(self) -> str:
+        """The cluster token its processes were started with (FAABRIC_TOKEN, else the token
+        file the planner made under XDG_CONFIG_HOME)."""
+        if "FAABRIC_TOKEN" in self.env:
+            return self.env["FAABRIC_TOKEN"]
+        return (Path(self.env["XDG_CONFIG_HOME"]) / "faabric" / "token").read_text().strip()
+
     def client(self, timeout: float = 30.0) -> PlannerClient:
-        return PlannerClient(self.url, timeout=timeout)
+        return PlannerClient(self.url, token=self.token, timeout=timeout)
 
     def add_worker(self, name: str, slots: int) -> None:
         proc = subprocess.Popen(
@@ -126,10 +137,14 @@ def process_env(cache_dir: Path) -> dict[str, str]:
 
 def clean_env(cache_dir: Path) -> dict[str, str]:
     """This process's environment without what would change faabric's behaviour (a config
-    file, the OMP_* variables `faabric run` passes on), caching into `cache_dir`."""
+    file, a token file, the OMP_* variables `faabric run` passes on), caching into `cache_dir`
+    and with the test cluster token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     env["XDG_CACHE_HOME"] = str(cache_dir)
+    env["XDG_CONFIG_HOME"] = str(cache_dir / "config")  # never the user's token file
+    env["FAABRIC_TOKEN"] = TOKEN
     env.pop("FAABRIC_CONFIG", None)
+    env.pop("FAABRIC_TOKEN_FILE", None)
     return env
 
 

@@ -168,11 +168,13 @@ def test_malformed_and_oversized_requests_get_4xx(two_hosts: Cluster) -> None:
 
     url = urlsplit(two_hosts.url)
     conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
-    headers = {"Content-Type": "application/json"}
+    auth = {"Authorization": f"Bearer {two_hosts.token}"}
+    headers = {"Content-Type": "application/json", **auth}
     conn.request("POST", "/v1/apps", body=b"{not json", headers=headers)
     response = conn.getresponse()
     assert response.status == 400 and b"error" in response.read()
-    conn.request("POST", "/v1/apps", body=b"", headers={"Content-Length": str(1 << 40)})
+    conn.request("POST", "/v1/apps", body=b"",
+                 headers={"Content-Length": str(1 << 40), **auth})
     response = conn.getresponse()
     assert response.status == 413
     response.read()

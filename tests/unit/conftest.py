@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from planner_fakes import TIMEOUT as PLANNER_TIMEOUT
-from planner_fakes import FakeWorker
+from planner_fakes import TOKEN, FakeWorker
 
 from faabric.messages.control import Registered
 from faabric.planner.client import PlannerClient
@@ -99,7 +99,7 @@ def modules(engine: WasmEngine, blobs: BlobStore, tmp_path: Path) -> ModuleCache
 
 @pytest.fixture
 def client(planner: RunningPlanner) -> Iterator[PlannerClient]:
-    planner_client = PlannerClient(planner.url, timeout=PLANNER_TIMEOUT)
+    planner_client = PlannerClient(planner.url, token=TOKEN, timeout=PLANNER_TIMEOUT)
     yield planner_client
     planner_client.close()
 
@@ -117,3 +117,13 @@ def workers(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker
     yield make
     for worker in started:
         worker.close()
+
+
+@pytest.fixture(autouse=True)
+def cluster_token(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every command run here uses the planners' test token, and no test reads or writes the
+    real token file."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("FAABRIC_TOKEN_FILE", raising=False)
+    monkeypatch.setenv("FAABRIC_TOKEN", TOKEN)
+    return TOKEN

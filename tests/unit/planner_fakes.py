@@ -30,9 +30,11 @@ from faabric.messages.control import (
 )
 from faabric.messages.types import Batch, Exited, GranuleResult, Outcome
 from faabric.runtime import RunningPlanner
+from faabric.transport.auth import CONTROL, connect_handshake
 from faabric.transport.framing import FramedSocket, connect
 
 TIMEOUT = 5.0
+TOKEN = "unit-test-cluster-token-0123456789abcdef"  # every planner of the unit tests uses it
 Migrating = (
     MigrationOffer | MigrationWithdrawn | MigrationStart | MigrationCancel | MigrationFreeze
     | ThawApp
@@ -48,6 +50,7 @@ class FakeWorker:
         self.name = name
         self.address = address  # its data-plane address, as registered
         sock = connect("127.0.0.1", planner.control.port, timeout=TIMEOUT)
+        connect_handshake(sock, TOKEN, CONTROL, peer="the planner", me="worker")
         self.conn = FramedSocket(sock, CONTROL_CODEC, io_timeout=TIMEOUT)
         self.conn.send(Register(name, slots, __version__, address))
         self.first = self.conn.recv(TIMEOUT)

@@ -73,7 +73,7 @@ class FakeClient:
 
     submitted: list[dict[str, Any]] = []
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, token: str) -> None:
         pass
 
     def upload_module(self, data: bytes) -> str:
@@ -98,7 +98,7 @@ def test_the_submitted_app_says_whether_it_is_elastic(
     monkeypatch.setattr("faabric.run.PlannerClient", FakeClient)
     monkeypatch.setattr("faabric.run.load_program", lambda *args, **kwargs: b"\0asm")
     config = RunConfig(planner="http://127.0.0.1:1", elastic=elastic)
-    assert run_program(config, "app.wasm", []) == 0
+    assert run_program(config, "app.wasm", [], token="t" * 16) == 0
     assert [app["elastic"] for app in FakeClient.submitted] == [elastic]
     spec = parse_app_spec(FakeClient.submitted[0] | {"input": ""})
     assert spec.elastic is elastic

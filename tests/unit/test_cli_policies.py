@@ -46,7 +46,7 @@ def test_run_sends_its_policy_and_the_user(
 def test_an_unknown_app_policy_is_refused_before_building(tmp_path: Path) -> None:
     config = RunConfig(planner="http://127.0.0.1:1", policy="fifo")
     with pytest.raises(ConfigError, match="unknown scheduling policy 'fifo'"):
-        run_program(config, str(tmp_path / "missing.c"), [])
+        run_program(config, str(tmp_path / "missing.c"), [], token="t" * 16)
 
 
 def test_an_unknown_cluster_policy_is_one_line(

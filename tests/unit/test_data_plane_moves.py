@@ -10,7 +10,10 @@ import pytest
 
 from faabric.mpi import network
 from faabric.mpi.network import DataPlane
+from faabric.transport.auth import DATA, accept_handshake
 from faabric.wasm.host import GuestFault
+
+TOKEN = "data-plane-test-token-0123456789"
 
 
 class _Router:
@@ -28,7 +31,7 @@ class _Router:
 def test_a_rank_frame_arrives_whole() -> None:
     got: list[bytes] = []
     arrived = threading.Event()
-    receiver, sender = DataPlane("127.0.0.1"), DataPlane("127.0.0.1")
+    receiver, sender = DataPlane("127.0.0.1", TOKEN), DataPlane("127.0.0.1", TOKEN)
     receiver.start(_Router(), moves=lambda payload: (got.append(bytes(payload)), arrived.set()))
     try:
         sender.learn((("r", receiver.address),))
@@ -46,8 +49,16 @@ def test_a_worker_that_stops_reading_fails_the_move_after_its_deadline(
 ) -> None:
     monkeypatch.setattr(network, "MOVE_TIMEOUT", 0.5)
     monkeypatch.setattr(network, "MOVE_MIN_RATE", 1e12)
-    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never reads
-    sender = DataPlane("127.0.0.1")
+    silent = socket.create_server(("127.0.0.1", 0))  # authenticates, then never reads
+    held: list[socket.socket] = []
+
+    def authenticate() -> None:
+        sock, _ = silent.accept()
+        accept_handshake(sock, TOKEN, DATA)
+        held.append(sock)
+
+    threading.Thread(target=authenticate, daemon=True).start()
+    sender = DataPlane("127.0.0.1", TOKEN)
     try:
         sender.learn((("stuck", f"127.0.0.1:{silent.getsockname()[1]}"),))
         started = time.monotonic()
@@ -57,3 +68,5 @@ def test_a_worker_that_stops_reading_fails_the_move_after_its_deadline(
     finally:
         sender.close()
         silent.close()
+        for sock in held:
+            sock.close()

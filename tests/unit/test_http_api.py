@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from planner_fakes import FakeWorker
+from planner_fakes import TOKEN, FakeWorker
 
 from faabric import __version__
 from faabric.config import PlannerConfig
@@ -69,7 +69,8 @@ class Http:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, http.client.HTTPResponse, Any]:
-        self.conn.request(method, path, body=body, headers=headers or {})
+        sent = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+        self.conn.request(method, path, body=body, headers=sent)
         response = self.conn.getresponse()
         raw = response.read()
         kind = response.getheader("Content-Type", "")
@@ -106,7 +107,7 @@ def start_planner(**overrides: Any) -> RunningPlanner:
         "max_module_bytes": MAX_MODULE,
     }
     options.update(overrides)
-    return RunningPlanner(PlannerConfig(**options)).start()
+    return RunningPlanner(PlannerConfig(**options), token=TOKEN).start()
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +313,8 @@ def test_oversized_body_is_413_and_closed_cleanly(api: Http) -> None:
 def test_chunked_body_is_411(planner: RunningPlanner) -> None:
     with socket.create_connection(("127.0.0.1", planner.http.port), timeout=TIMEOUT) as sock:
         sock.sendall(
-            b"POST /v1/apps HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /v1/apps HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode() +
             b"2\r\n{}\r\n0\r\n\r\n"
         )
         reply = sock.makefile("rb").read()
@@ -608,7 +610,7 @@ def test_lost_worker_cancels_the_rest_of_the_app(
 def test_silent_worker_expires_and_its_granules_fail() -> None:
     planner = start_planner(keepalive_timeout=0.5)
     try:
-        client = PlannerClient(planner.url, timeout=TIMEOUT)
+        client = PlannerClient(planner.url, token=TOKEN, timeout=TIMEOUT)
         planner.service.modules.put(DIGEST, MODULE)
         silent = FakeWorker(planner, "silent", 1)
         assert isinstance(silent.first, Registered)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from planner_fakes import TIMEOUT
+from planner_fakes import TIMEOUT, TOKEN
 
 from faabric.config import PlannerConfig
 from faabric.errors import ApiError
@@ -34,7 +34,7 @@ OTHER = hashlib.sha256(b"never uploaded").hexdigest()
 @pytest.fixture(scope="module")
 def shared_planner() -> Iterator[RunningPlanner]:
     config = PlannerConfig(port=0, control_port=0, keepalive_timeout=30.0)
-    running = RunningPlanner(config).start()
+    running = RunningPlanner(config, token=TOKEN).start()
     running.service.modules.put(DIGEST, MODULE)
     yield running
     running.close()

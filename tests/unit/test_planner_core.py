@@ -28,6 +28,7 @@ from faabric.planner.core import (
     Cancel,
     Command,
     Dispatch,
+    Disregard,
     Event,
     Finish,
     GranuleFinished,
@@ -170,7 +171,7 @@ def test_strict_fifo_small_app_waits_behind_big_one(core: PlannerCore) -> None:
 
 def test_queued_apps_start_as_slots_free(core: PlannerCore) -> None:
     step(core, AppSubmitted(1, spec(4)), AppSubmitted(2, spec(1)), AppSubmitted(3, spec(3)))
-    assert step(core, *(done(1, i, "x") for i in range(4))) == [
+    assert step(core, *(done(1, i, "bbaa"[i]) for i in range(4))) == [
         dispatch("b", 2, 1, 0),  # the first freed slot is enough for app 2
         Finish(1),
         dispatch("a", 3, 3, 0, 1),
@@ -344,7 +345,7 @@ IGNORED = [
 def test_stray_results_are_ignored(core: PlannerCore, event: GranuleFinished) -> None:
     step(core, AppSubmitted(1, spec(4)), AppSubmitted(2, spec(1)))
     before = (core.hosts(), core.in_flight())
-    assert step(core, event) == []
+    assert all(isinstance(c, Disregard) for c in step(core, event))  # a warning at most
     assert (core.hosts(), core.in_flight()) == before
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from planner_fakes import TIMEOUT, FakeWorker
+from planner_fakes import TIMEOUT, TOKEN, FakeWorker
 
 from faabric.config import PlannerConfig
 from faabric.messages.control import (
@@ -37,7 +37,7 @@ OFFER_TIMEOUT = 0.2
 def planner() -> Iterator[RunningPlanner]:
     config = PlannerConfig(port=0, control_port=0, keepalive_timeout=30.0,
                            migration_offer_timeout=OFFER_TIMEOUT)
-    running = RunningPlanner(config).start()
+    running = RunningPlanner(config, token=TOKEN).start()
     running.service.modules.put(DIGEST, MODULE)
     yield running
     running.close()

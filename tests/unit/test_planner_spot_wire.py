@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from planner_fakes import TIMEOUT, FakeWorker
+from planner_fakes import TIMEOUT, TOKEN, FakeWorker
 
 from faabric import cli
 from faabric.config import PlannerConfig
@@ -39,7 +39,7 @@ DIGEST = hashlib.sha256(MODULE).hexdigest()
 @pytest.fixture
 def planner() -> Iterator[RunningPlanner]:
     config = PlannerConfig(port=0, control_port=0, keepalive_timeout=30.0)
-    running = RunningPlanner(config).start()
+    running = RunningPlanner(config, token=TOKEN).start()
     running.service.modules.put(DIGEST, MODULE)
     yield running
     running.close()
@@ -62,7 +62,7 @@ def worker(planner: RunningPlanner) -> Iterator[Callable[[str, int], FakeWorker]
 
 @pytest.fixture
 def client(planner: RunningPlanner) -> Iterator[PlannerClient]:
-    planner_client = PlannerClient(planner.url, timeout=TIMEOUT)
+    planner_client = PlannerClient(planner.url, token=TOKEN, timeout=TIMEOUT)
     yield planner_client
     planner_client.close()
 
@@ -123,7 +123,9 @@ def test_an_evicted_app_is_frozen_and_thawed_on_a_new_worker(
     assert [r["host"] for r in doc["results"]] == ["c", "c"]
     kinds = [e["kind"] for e in doc["events"]]
     assert kinds == ["evicted", "offered", "started", "frozen", "thawed"]
-    with urllib.request.urlopen(f"{client.url}/v1/apps/{app_id}", timeout=TIMEOUT) as answer:
+    request = urllib.request.Request(f"{client.url}/v1/apps/{app_id}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
         validate(client, "App", json.loads(answer.read()))  # JSON: bytes as text
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from planner_fakes import TOKEN
 
 from faabric.config import PlannerConfig
 from faabric.messages.control import ScaleGranted, ScaleRefused
@@ -37,10 +38,11 @@ class HeldRunner:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[RunningPlanner, Worker, HeldRunner]]:
-    planner = RunningPlanner(PlannerConfig(host="127.0.0.1", port=0, control_port=0)).start()
+    planner = RunningPlanner(PlannerConfig(host="127.0.0.1", port=0, control_port=0),
+                             token=TOKEN).start()
     runner = HeldRunner()
     worker = Worker(
-        name="w", slots=3, runner=runner, reconnect_for=1.0,
+        name="w", slots=3, runner=runner, reconnect_for=1.0, token=TOKEN,
         locate_planner=lambda: PlannerAddress("127.0.0.1", planner.control.port),
     )
     thread = threading.Thread(target=worker.serve, daemon=True)
@@ -59,7 +61,7 @@ def test_a_running_app_grows_within_free_slots_then_releases(
     cluster: tuple[RunningPlanner, Worker, HeldRunner],
 ) -> None:
     planner, worker, runner = cluster
-    client = PlannerClient(planner.url)
+    client = PlannerClient(planner.url, token=TOKEN)
     digest = client.upload_module(b"\0asm\1\0\0\0")
     app_id = client.submit({"module": digest, "size": 1})["app_id"]
     assert runner.started.wait(TIMEOUT)
@@ -89,7 +91,7 @@ def test_a_team_kept_here_is_an_event_of_the_app(
     cluster: tuple[RunningPlanner, Worker, HeldRunner],
 ) -> None:
     planner, worker, runner = cluster
-    client = PlannerClient(planner.url)
+    client = PlannerClient(planner.url, token=TOKEN)
     digest = client.upload_module(b"\0asm\1\0\0\0")
     app_id = client.submit({"module": digest, "size": 1})["app_id"]
     assert runner.started.wait(TIMEOUT)

@@ -1,12 +1,14 @@
 """The data plane between workers: raw TCP frames carrying MPI messages straight to memory.
 
-Each worker listens on one port. To send to another host it opens one connection, once, and
-sends only on connections it opened, so messages from one host to another arrive in the
-order they were sent. A frame is a fixed header (kind, app, context, source, destination,
-tag, length, token) and the payload; the reader thread of a connection hands payloads to the
-`Router`, which may read them straight into a posted receive buffer. Readers never wait for
-the application (unmatched messages are buffered), so a full receive queue cannot block a
-sender's progress elsewhere. This module must not know about matching or wasm.
+Each worker listens on one port. Every connection starts with the cluster-token handshake of
+`faabric.transport.auth` (both ends prove they know it) before a single frame is read. To
+send to another host a worker opens one connection, once, and sends only on connections it
+opened, so messages from one host to another arrive in the order they were sent. A frame is
+a fixed header (kind, app, context, source, destination, tag, length, token) and the
+payload; the reader thread of a connection hands payloads to the `Router`, which may read
+them straight into a posted receive buffer. Readers never wait for the application
+(unmatched messages are buffered), so a full receive queue cannot block a sender's progress
+elsewhere. This module must not know about matching or wasm.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from faabric.errors import FaabricError
 from faabric.mpi import memory
 from faabric.mpi.matching import Envelope
+from faabric.transport.auth import DATA, Gate, connect_handshake
 from faabric.wasm.host import GuestFault
 
 log = logging.getLogger(__name__)
@@ -87,9 +91,11 @@ class _Link:
 
 
 class DataPlane:
-    """Listens for other workers' frames and sends this worker's."""
+    """Listens for other workers' frames and sends this worker's; only workers that know
+    `token` get past the handshake, and this one talks only to those that prove they do."""
 
-    def __init__(self, bind: str) -> None:
+    def __init__(self, bind: str, token: str) -> None:
+        self._token = token
         self._server = socket.create_server((bind, 0))
         self.address = f"{bind}:{self._server.getsockname()[1]}"
         self._addresses: dict[str, str] = {}
@@ -105,7 +111,9 @@ class DataPlane:
         migrating ranks to `moves`."""
         self._team = team
         self._moves = moves
-        threading.Thread(target=self._accept_loop, args=(router,), name="data-accept",
+        gate = Gate(self._token, DATA, lambda sock: self._read_loop(sock, router),
+                    what="data-plane")
+        threading.Thread(target=self._accept_loop, args=(gate,), name="data-accept",
                          daemon=True).start()
 
     def learn(self, peers: tuple[tuple[str, str], ...]) -> None:
@@ -202,7 +210,12 @@ class DataPlane:
             sock = socket.create_connection((ip, int(port)), timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise GuestFault(f"cannot connect to worker {host} at {address}: {exc}") from exc
-        sock.settimeout(None)
+        try:
+            connect_handshake(sock, self._token, DATA, peer=f"worker {host} at {address}",
+                              me="worker")
+        except FaabricError as exc:
+            sock.close()
+            raise GuestFault(str(exc)) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             existing = self._links.get(host)
@@ -220,19 +233,18 @@ class DataPlane:
 
     # -- receiving ----------------------------------------------------------------------------
 
-    def _accept_loop(self, router: Router) -> None:
+    def _accept_loop(self, gate: Gate) -> None:
         while not self._closed:
             try:
                 sock, _ = self._server.accept()
             except OSError:
                 return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._read_loop, args=(sock, router), name="data-reader",
-                             daemon=True).start()
+            gate.admit(sock)  # authenticated connections go on to _read_loop
 
     def _read_loop(self, sock: socket.socket, router: Router) -> None:
         header = memoryview(bytearray(_HEADER.size))
         try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while True:
                 _recv_exact(sock, header)
                 kind, _, _, _, _, _, length, _ = fields = _HEADER.unpack(header)

@@ -314,6 +314,15 @@ class Thaw:
     placement: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Disregard:
+    """Warn that a message of worker `host` was dropped: it spoke of a granule the planner
+    did not place there (`what` says which, in words). Nothing changed."""
+
+    host: str
+    what: str
+
+
 Command = (
     Dispatch
     | Reject
@@ -327,6 +336,7 @@ Command = (
     | CancelMigration
     | FreezeApp
     | Thaw
+    | Disregard
 )
 
 # A granule that never ran on any host (its app failed while queued) is reported with this host.

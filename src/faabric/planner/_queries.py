@@ -3,7 +3,7 @@ check of every invariant.
 
 `CoreQueries` is a base class of `PlannerCore`, kept apart so that the state machine's module
 stays short; it reads the state `PlannerCore` sets up and must never change it (no event
-handling, no commands, no I/O).
+handling, no commands, no I/O). `placed_on` says which worker may report on a granule.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import deque
 
 from faabric.messages.types import AppInfo, AppState, HostInfo
 from faabric.planner import _invariants
-from faabric.planner._apps import AppRecord, AppView, Statistics
+from faabric.planner._apps import AppRecord, AppView, Statistics, Thawing
 from faabric.planner._hosts import HostTable
 from faabric.planner._migration import Migrations
 from faabric.planner._spot import Evictions
@@ -71,6 +71,15 @@ class CoreQueries:
             reserved_slots=self._moves.reserved(self._apps),
             frozen=states.count(AppState.FROZEN),
         )
+
+    def placed_on(self, app: AppRecord, index: int, host: str) -> bool:
+        """Whether worker `host` may report on granule `index` of `app`: the planner placed
+        it there or is moving it there, or `host` is the park sending it on after a thaw."""
+        if index not in app.placement:
+            return False
+        if isinstance(app.freeze, Thawing) and host == app.freeze.park:
+            return True
+        return host in self._moves.holders(app, index)
 
     def validate(self) -> None:
         """Check every invariant; raise InternalError naming the first that fails."""

@@ -1,8 +1,10 @@
 """A small blocking client for the planner's HTTP API, used by the CLI, workers and tests.
 
 One keep-alive connection guarded by a lock (reopened after errors), msgpack bodies so byte
-fields arrive exact, and a timeout on every call. Failures become `ApiError` (the planner
-answered with an error) or `BrokenError` (it could not be reached). It holds no other state.
+fields arrive exact, the cluster token in every request's `Authorization` header, and a
+timeout on every call. Failures become `AuthError` (the planner refused the token),
+`ApiError` (it answered with another error) or `BrokenError` (it could not be reached). It
+holds no other state, and never looks for a token itself: the caller passes it.
 """
 
 from __future__ import annotations
@@ -18,16 +20,16 @@ from urllib.parse import quote, urlsplit
 
 import msgpack
 
-from faabric.errors import ApiError, BrokenError, ConfigError
+from faabric.errors import ApiError, AuthError, BrokenError, ConfigError
 
 MSGPACK = "application/msgpack"
 WAIT_SLICE = 60.0
 
 
 class PlannerClient:
-    """Talks to one planner at `url` (e.g. `http://127.0.0.1:8080`)."""
+    """Talks to one planner at `url` (e.g. `http://127.0.0.1:8080`) with the cluster `token`."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, token: str, timeout: float = 30.0) -> None:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme != "http" or not parts.hostname:
             raise ConfigError(f"bad planner URL {url!r}: expected http://HOST:PORT")
@@ -35,6 +37,7 @@ class PlannerClient:
         self.host = parts.hostname
         self.port = parts.port or 80
         self.timeout = timeout
+        self._authorization = f"Bearer {token}"
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
@@ -156,7 +159,8 @@ class PlannerClient:
         wait: float = 0.0,
         accept_missing: bool = False,
     ) -> tuple[int, bytes]:
-        headers = {"Accept": MSGPACK, "Content-Type": content_type}
+        headers = {"Accept": MSGPACK, "Content-Type": content_type,
+                   "Authorization": self._authorization}
         with self._lock:
             for attempt in (1, 2):
                 conn = self._connection(self.timeout + wait)
@@ -173,6 +177,9 @@ class PlannerClient:
                         raise BrokenError(
                             f"cannot reach the planner at {self.url}: {_reason(exc)}"
                         ) from exc
+        if response.status == 401:
+            raise AuthError(f"the planner at {self.url} refused this token "
+                            f"({_error_text(raw, response.status)})")
         if response.status >= 400 and not (accept_missing and response.status == 404):
             raise ApiError(response.status, _error_text(raw, response.status))
         return response.status, raw

@@ -1,6 +1,7 @@
 """The planner's control port: one long-lived connection per worker.
 
-An accept thread hands each connection to a reader thread, which expects `Register` first and
+An accept thread hands each connection to a thread of its own, which first makes the worker
+prove it knows the cluster token (`faabric.transport.auth`), then expects `Register` and
 then turns keep-alives, reports, scale requests and releases, team reports, migration
 points, claims and moved ranks, and goodbyes into calls on `PlannerService`. A connection that
 breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
@@ -31,6 +32,7 @@ from faabric.messages.control import (
     TeamResized,
 )
 from faabric.planner.service import PlannerService
+from faabric.transport.auth import CONTROL, Gate
 from faabric.transport.framing import FramedSocket
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,13 @@ REGISTER_TIMEOUT = 10.0
 
 
 class ControlServer:
-    """Accepts worker connections on a listening socket until closed."""
+    """Accepts worker connections on a listening socket until closed; only workers that
+    know `token` get past the handshake."""
 
-    def __init__(self, listener: socket.socket, service: PlannerService) -> None:
+    def __init__(self, listener: socket.socket, service: PlannerService, *, token: str) -> None:
         self._listener = listener
         self._service = service
+        self._gate = Gate(token, CONTROL, self._serve_socket, what="control")
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="control-accept")
         self._thread.daemon = True
@@ -74,13 +78,12 @@ class ControlServer:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
-            conn = FramedSocket(sock, CONTROL_CODEC)
-            threading.Thread(
-                target=self._serve, args=(conn,), name=f"control-{conn.peer}", daemon=True
-            ).start()
+            self._gate.admit(sock)
 
-    def _serve(self, conn: FramedSocket) -> None:
-        name = self._handshake(conn)
+    def _serve_socket(self, sock: socket.socket) -> None:
+        """Serve one authenticated worker connection until it ends."""
+        conn = FramedSocket(sock, CONTROL_CODEC)
+        name = self._register(conn)
         if name is None:
             conn.close()
             return
@@ -93,7 +96,7 @@ class ControlServer:
             reason = str(exc)
         self._service.host_left(name, reason, conn)
 
-    def _handshake(self, conn: FramedSocket) -> str | None:
+    def _register(self, conn: FramedSocket) -> str | None:
         try:
             first = conn.recv(REGISTER_TIMEOUT)
         except TransportError as exc:

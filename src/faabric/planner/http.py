@@ -2,12 +2,15 @@
 
 A threading HTTP/1.1 server with keep-alive; each request is routed to a small handler that
 validates input, calls `PlannerService`, and answers JSON (or msgpack when the client sends
-`Accept: application/msgpack`, which keeps byte fields exact). Every error is a 4xx/5xx with
-`{"error": "<one line>"}`. This module must not hold planner state of its own.
+`Accept: application/msgpack`, which keeps byte fields exact). Every request but
+`GET /v1/health` must carry `Authorization: Bearer <cluster token>` (compared in constant
+time), else it is answered 401. Every error is a 4xx/5xx with `{"error": "<one line>"}`.
+This module must not hold planner state of its own.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT = 600.0
 _APP_ID = re.compile(r"[1-9][0-9]{0,17}")  # app ids start at 1
 MSGPACK = "application/msgpack"
+PUBLIC = (("GET", "/v1/health"),)  # what answers without the token
 
 
 class ApiFailure(Exception):
@@ -54,10 +58,12 @@ class PlannerHttpServer(ThreadingHTTPServer):
         address: tuple[str, int],
         service: PlannerService,
         *,
+        token: str,
         control_port: Callable[[], int],
         max_request_bytes: int,
     ) -> None:
         self.service = service
+        self.token = token.encode()
         self.control_port = control_port
         self.max_request_bytes = max_request_bytes
         super().__init__(address, _Handler)
@@ -123,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self._body_consumed = False
         try:
+            self._authorize(method, url.path)
             handler, params = self._route(method, url.path)
             status, body = handler(**params)
             if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
@@ -135,6 +142,20 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug: answer 500 and keep serving
             log.exception("internal error on %s %s", method, url.path)
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
+
+    def _authorize(self, method: str, path: str) -> None:
+        if (method, path) in PUBLIC:
+            return
+        given = self.headers.get("Authorization")
+        if given is None:
+            raise ApiFailure(HTTPStatus.UNAUTHORIZED, "the API needs the cluster token: send "
+                             "'Authorization: Bearer <token>'")
+        scheme, _, value = given.strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), self.server.token
+        ):
+            log.info("refused a request from %s: wrong cluster token", self.address_string())
+            raise ApiFailure(HTTPStatus.UNAUTHORIZED, "the cluster token is not valid")
 
     def _route(self, method: str, path: str) -> tuple[Callable[..., Any], dict[str, str]]:
         allowed = False
@@ -199,6 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             payload, kind = json.dumps(body).encode() + b"\n", "application/json"
         self.send_response(status)
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="faabric"')
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         if self.close_connection:

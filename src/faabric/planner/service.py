@@ -40,6 +40,7 @@ from faabric.planner.core import (
     CancelMigration,
     Command,
     Dispatch,
+    Disregard,
     Event,
     Finish,
     FreezeApp,
@@ -301,6 +302,9 @@ class PlannerService:
                     continue
                 case Reject():
                     continue  # answered by the caller
+                case Disregard(host, what):
+                    log.warning("ignored a message of worker %s: %s", host, what)
+                    continue
                 case Dispatch(host, batch):
                     message: object = RunBatch(self._with_peers(batch))
                 case Cancel(host, app_id):

@@ -1,6 +1,7 @@
 """A worker host: registers with the planner, runs the granules it is sent, reports results.
 
-The worker keeps one control connection to the planner. A reader loop takes `RunBatch`
+The worker keeps one control connection to the planner, opened by proving it knows the
+cluster token (and checking that the planner does too). A reader loop takes `RunBatch`
 messages and queues each granule on a pool of slot threads; a keep-alive thread proves the
 worker is alive; each slot thread sends a `Report` when its granule ends, through one
 `Outbox`, so reports that finish together share a write. If the planner goes
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from faabric import __version__
-from faabric.errors import BrokenError, ClosedError, FaabricError, TimeoutError_, TransportError
+from faabric.errors import (
+    AuthError,
+    BrokenError,
+    ClosedError,
+    FaabricError,
+    TimeoutError_,
+    TransportError,
+)
 from faabric.granule import transfer
 from faabric.granule.transfer import RankLeft, RankPackage
 from faabric.messages.control import (
@@ -50,6 +58,7 @@ from faabric.messages.control import (
 )
 from faabric.messages.types import Batch, Cancelled, Failed, GranuleResult
 from faabric.mpi.migration import CalledOff, Decision, Freeze, Start
+from faabric.transport.auth import CONTROL, connect_handshake
 from faabric.transport.framing import FramedSocket, connect
 from faabric.transport.outbox import Outbox
 from faabric.wasm.host import GuestFault
@@ -137,6 +146,7 @@ class Worker:
         runner: Runner,
         locate_planner: Callable[[], PlannerAddress],
         reconnect_for: float,
+        token: str,
         data_address: str = "",
         migrating: Migrating | None = None,
         courier: Courier | None = None,
@@ -146,6 +156,7 @@ class Worker:
         self._runner = runner
         self._locate = locate_planner
         self._reconnect_for = reconnect_for
+        self._token = token
         self._data_address = data_address
         self._migrating = migrating
         self._courier = courier
@@ -205,6 +216,12 @@ class Worker:
     def _register(self) -> tuple[FramedSocket, float]:
         address = self._locate()
         sock = connect(address.host, address.control_port, timeout=REGISTER_TIMEOUT)
+        try:
+            connect_handshake(sock, self._token, CONTROL, me="worker",
+                              peer=f"the planner at {address.host}:{address.control_port}")
+        except FaabricError:
+            sock.close()
+            raise
         conn = FramedSocket(sock, CONTROL_CODEC)
         conn.send(Register(self.name, self.slots, __version__, self._data_address))
         try:
@@ -230,8 +247,8 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 return self._register()
-            except RegistrationRefused:
-                raise
+            except (RegistrationRefused, AuthError):
+                raise  # trying again would not change the answer
             except FaabricError as exc:
                 if time.monotonic() + delay > deadline:
                     raise BrokenError(
