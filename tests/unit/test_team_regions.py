@@ -1,12 +1,5 @@
-"""MainRegion and PartRegion wired together in one process (see team_harness.py).
-
-The part's `send` calls the main side's `request` directly and the main side's
-`post(host, message, on_error)` hands replies, refusals and stops to the part, so every
-message is delivered at once, in order (unless a test holds the answers back to hand them
-over in another order, or makes the part unreachable: then `post` calls `on_error`).
-Threads stand in for guest threads where a synchronisation blocks; each side's `HostCopy`
-notes which delivery tickets its threads start to apply, so a test knows when one waits.
-"""
+"""MainRegion and PartRegion wired together in one process (see team_harness.py): memory
+travelling with synchronisation, locks, barriers, ordered turns, failures and stops."""
 
 from __future__ import annotations
 
