@@ -8,7 +8,8 @@ With --markdown the table (and the run's context) replaces the text between the 
 `<!-- bench:begin -->` and `<!-- bench:end -->` in the file, or the file is created with just
 that block. Ray rows are skipped, with a note, when Ray cannot be imported; OpenMPI rows when
 mpicc/mpirun are missing. `--no-mpi` leaves out the MPI rows (bench/mpi.py) altogether, and
-`--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py), and
+`--no-teams` the OpenMP teams spanning 2 worker processes (bench/teams.py, and the kernel
+families of bench/omp_kernels.py), and
 `--no-migration` the cost of making MPI programs movable (bench/migration.py) and of moving
 them while they run (bench/moves.py), with the elastic OpenMP loop (bench/elastic.py).
 """
@@ -32,6 +33,7 @@ from bench import (
     migration,
     moves,
     mpi,
+    omp_kernels,
     openmp,
     peers,
     teams,
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say("6b. OpenMP teams spanning 2 workers: region cost vs memory, barrier, critical")
             rows += teams.rows(teams.measure(cache, native, quick, notes))
+            say("6c. OpenMP kernel families spanning 2 workers (bench/omp_kernels.py)")
+            rows += omp_kernels.rows(*omp_kernels.measure(cache, native, quick, notes))
 
         if args.no_mpi:
             notes.append("MPI skipped (--no-mpi).")

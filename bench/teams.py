@@ -12,7 +12,10 @@ the memory fill are outside the clock):
    seconds per region, i.e. snapshot + ship + restore + dirty collection + diff + merge;
 2. `sync N REPS`: N barriers, then N critical sections per thread (lock hand-overs), in one
    region at the kernel's own small memory; the median seconds per barrier and per critical
-   section entered.
+   section entered;
+3. `kernels/omp_kernels.c capture N REPS`: the team's last thread (on the other worker when
+   the team spans) does N `omp atomic capture` increments of a shared counter, each a round
+   trip to the main host; seconds per operation, the median over REPS launches.
 
 Each against the same wasm at OMP_NUM_THREADS=2 (one worker, no spanning) and the same C
 built natively with clang-16 -O2 -fopenmp at 4 threads. A warm-up run compiles the module on
@@ -34,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import omp_kernels
 from bench.common import KERNEL_DIR, NATIVE_CC, Row, build_wasm, fmt_time, render_text, versus
 from bench.procs import ProcessCluster, process_cluster
 
@@ -43,6 +47,7 @@ STEP_MIB = 16  # a size that does not fit the module's memory is retried this mu
 FALLBACKS = ("could not spread a team", "runs a team of", "has no slots here")
 TIMEOUT = 1800.0  # seconds a granule may run
 KEEPALIVE = 120.0  # the planner's keep-alive timeout (see the module's docstring)
+NATIVE_CAPTURES = 100_000  # `omp atomic capture` operations timed natively
 POLL = 0.05  # seconds between looks at the running app (its granted slots)
 NATIVE_PEER = f"native {NATIVE_CC} -fopenmp, {SPAN} threads"
 ALONE_PEER = f"wasm {ALONE} threads, 1 worker"
@@ -52,8 +57,8 @@ ALONE_PEER = f"wasm {ALONE} threads, 1 worker"
 class Measured:
     """One kernel mode at one size: the printed values of each side (None: not run)."""
 
-    what: str  # "region" or "sync"
-    size: int  # MiB (region) or operations per thread (sync)
+    what: str  # "region", "sync" or "capture"
+    size: int  # MiB (region) or operations per thread (sync, capture)
     span: dict[str, float]
     alone: dict[str, float]
     native: dict[str, float] | None
@@ -96,14 +101,15 @@ class Runner:
         from faabric.planner.client import PlannerClient
 
         self.cluster = cluster
-        self.client = PlannerClient(cluster.url, timeout=120)
+        self.client = PlannerClient(cluster.url, token=cluster.token, timeout=120)
         self.digest = self.client.upload_module(wasm)
 
     def run(self, args: list[str], threads: int) -> tuple[dict[str, float] | None, bool]:
         """(the kernel's values, whether its team spanned both workers); None: out of memory."""
         seen = len(self.cluster.log)
         doc = self.client.submit({"module": self.digest, "size": 1, "program": "omp_span",
-                                  "args": args, "env": {"OMP_NUM_THREADS": str(threads)},
+                                  "args": args, "env": {"OMP_NUM_THREADS": str(threads),
+                                                          "FAABRIC_SPAN": "always"},
                                   "timeout": TIMEOUT})
         deadline, elsewhere = time.monotonic() + TIMEOUT + 60, False
         while doc["finished"] is None and time.monotonic() < deadline:
@@ -170,6 +176,29 @@ def _sync(runner: Runner, native: Path | None, ops: int, reps: int) -> Measured:
     return Measured("sync", ops, span, alone, _run_native(native, args), spanned)
 
 
+def _capture(cluster: ProcessCluster, cache_dir: Path, native_dir: Path, ops: int,
+             reps: int) -> Measured:
+    """`omp atomic capture` round trips from the other worker (bench/kernels/omp_kernels.c)."""
+    wasm = build_wasm(omp_kernels.SOURCE, cache_dir, ["-fopenmp"])
+    native = omp_kernels.native_binary(native_dir)
+    args = ["capture", str(ops), "1"]  # one timed run a launch (see bench/omp_kernels.py)
+    ours = omp_kernels.Runner(cluster, {"capture": wasm})
+    try:
+        span = omp_kernels.repeated(lambda: ours.run("capture", args, SPAN), reps)
+        alone = omp_kernels.repeated(lambda: ours.run("capture", args, ALONE), reps)
+    finally:
+        ours.close()
+    for team, got in ((SPAN, span), (ALONE, alone)):
+        if got.error or got.values.get("check") != 2 * ops:
+            raise RuntimeError(f"omp_kernels capture at {team} threads: {got.error or 'check '}"
+                               f"{got.values.get('check')}, not {2 * ops}")
+    # natively an operation takes nanoseconds: enough of them to be above the clock's tick
+    many = ["capture", str(max(ops, NATIVE_CAPTURES)), "1"]
+    theirs = omp_kernels.repeated(lambda: omp_kernels.run_native(native, many, SPAN), reps)
+    return Measured("capture", ops, span.values, alone.values, theirs.values or None,
+                    span.spanned)
+
+
 def measure(cache_dir: Path, native_dir: Path, quick: bool, notes: list[str]) -> list[Measured]:
     """Both kernels on a fresh planner + 2 workers x 2 slots; the cluster is always stopped."""
     wasm = build_wasm(KERNEL_DIR / "omp_span.c", cache_dir, ["-fopenmp"])
@@ -189,6 +218,7 @@ def measure(cache_dir: Path, native_dir: Path, quick: bool, notes: list[str]) ->
                 found = _region(runner, native, mib, reps, notes)
                 out += [] if found is None else [found]
             out.append(_sync(runner, native, ops, reps))
+            out.append(_capture(cluster, cache_dir, native_dir, ops, reps))
         finally:
             runner.close()
         errors = [line.strip() for line in cluster.log if "Traceback" in line]
@@ -212,6 +242,9 @@ def rows(measured: list[Measured]) -> list[Row]:
         if m.what == "region":
             items = [(f"cross-host region, {_label(m.size)} memory, 1 % of pages written + "
                       f"reduction, {where}", "seconds")]
+        elif m.what == "capture":
+            items = [(f"cross-host omp atomic capture from the other worker, per op, {where}",
+                      "op")]
         else:
             items = [(f"cross-host barrier, {where}", "barrier"),
                      (f"cross-host critical section hand-over, {where}", "critical")]

@@ -103,8 +103,12 @@ def test_a_region_that_does_not_pay_for_spanning_stays_on_one_host_and_says_so(
         app = client.submit({"module": module, "size": 1, "program": "keep",
                              "env": {"OMP_NUM_THREADS": "4"}})
         doc = client.wait_app(app["app_id"], 120)
+        always = client.submit({"module": module, "size": 1, "program": "keep",
+                                "env": {"OMP_NUM_THREADS": "4", "FAABRIC_SPAN": "always"}})
+        spanning = client.wait_app(always["app_id"], 120)
     finally:
         client.close()
+    assert spanning["status"] == 0 and not spanning["events"], spanning
     assert doc["status"] == 0, doc
     assert doc["results"][0]["stdout"] == b"total 960\n"
     kept = [e for e in doc["events"] if e["kind"] == "kept-local"]
