@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit bench experiment lint clean
+.PHONY: install run test test-unit bench experiment experiments lint clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ bench: install
 # Schedulers compared on a job trace replayed through the planner core (docs/experiments.md).
 experiment: install
 	$(BIN)/faabric experiment compare --hosts 8 --jobs 25 --mix mpi --seed 0
+
+# The CSVs and figures of docs/experiments.md, written to docs/experiments/ (needs matplotlib).
+experiments: install
+	$(BIN)/pip install --quiet -e '.[experiments]'
+	$(BIN)/faabric experiment plot --hosts 32 --jobs 100 --mix mpi --seed 0
+	$(BIN)/faabric experiment plot --hosts 32 --jobs 100 --mix openmp --seed 0
+	$(BIN)/faabric experiment plot --hosts 32 --jobs 100 --mix spot --seed 0
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -1,7 +1,9 @@
 """The `faabric experiment` commands: `trace` writes a job trace, `replay` replays one under a
-baseline, `compare` replays one trace under every baseline and prints one line each.
+baseline, `compare` replays one trace under every baseline and prints one line each, `plot`
+does the same and writes CSVs and figures.
 
-Argument parsing and printing only: the work is in `trace`, `replay` and `baselines`. Errors
+Argument parsing and printing only: the work is in `trace`, `replay`, `baselines`, `report`
+and `plot`. Errors
 are `FaabricError`s, which the top-level CLI prints as one line; it must not catch
 anything else or print tracebacks.
 """
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 from faabric.errors import ConfigError
+from faabric.experiments import plot
 from faabric.experiments.baselines import BASELINES, baseline, baselines_for
 from faabric.experiments.calibration import Calibration, default_calibration, load_calibration
-from faabric.experiments.metrics import JobTimes
 from faabric.experiments.replay import Cluster, Replay
+from faabric.experiments.report import JOB_COLUMNS, Result, job_rows, write_csv, write_csvs
 from faabric.experiments.trace import Job, Mix, TraceSpec, generate, read_trace, write_trace
 
 
@@ -46,7 +50,22 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--trace", help="replay this trace file instead of generating one")
     _cluster_options(c)
     c.set_defaults(func=_cmd_compare)
+    _add_plot(esub)
     p.set_defaults(func=lambda ns: _usage(p))
+
+
+def _add_plot(esub: Any) -> None:
+    p = esub.add_parser("plot", help="replay one trace under every baseline and write "
+                        "summary, time-series and per-job CSVs and PNG figures")
+    _trace_options(p)
+    p.add_argument("--trace", help="replay this trace file instead of generating one")
+    _cluster_options(p)
+    p.add_argument("--out", default="docs/experiments",
+                   help="directory for <mix>-<hosts>h-*.csv and *.png "
+                   "(default docs/experiments)")
+    p.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="write only the CSVs (needs no matplotlib)")
+    p.set_defaults(func=_cmd_plot)
 
 
 def _trace_options(p: argparse.ArgumentParser) -> None:
@@ -111,20 +130,11 @@ def _cmd_replay(ns: argparse.Namespace) -> int:
     print(f"jobs={len(outcome.jobs)} rejected={len(outcome.rejected)} "
           f"wait={outcome.mean_wait():.1f} run={outcome.mean_run():.1f} "
           f"migrations={sum(j.migrations for j in outcome.jobs)} "
-          f"queued={outcome.queued_percent:.1f}")
+          f"queued={outcome.queued_percent:.1f} "
+          f"fragmentation={outcome.fragmentation:.1f}")
     if ns.per_job:
-        _write_jobs(outcome.jobs, ns.per_job)
+        write_csv(Path(ns.per_job), JOB_COLUMNS, job_rows(outcome.jobs))
     return 0
-
-
-def _write_jobs(jobs: tuple[JobTimes, ...], path: str) -> None:
-    lines = ["id,arrived,started,ended,wait,run,migrations,restarts"]
-    lines += [f"{j.job_id},{j.arrived:.3f},{j.started:.3f},{j.ended:.3f},{j.wait:.3f},"
-              f"{j.run:.3f},{j.migrations},{j.restarts}" for j in jobs]
-    try:
-        Path(path).write_text("\n".join(lines) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"per-job file {path}: cannot write: {exc.strerror}") from None
 
 
 def _cmd_compare(ns: argparse.Namespace) -> int:
@@ -132,4 +142,26 @@ def _cmd_compare(ns: argparse.Namespace) -> int:
     jobs: tuple[Job, ...] = read_trace(ns.trace) if ns.trace else generate(_spec(ns))
     for known in baselines_for(ns.mix):
         print(Replay(jobs, cluster, known, cal).run().line(known.name), flush=True)
+    return 0
+
+
+def _cmd_plot(ns: argparse.Namespace) -> int:
+    cluster, cal = _cluster(ns)
+    if ns.figures:
+        plot.require()  # before the replays, which take a while
+    jobs: tuple[Job, ...] = read_trace(ns.trace) if ns.trace else generate(_spec(ns))
+    results = []
+    for known in baselines_for(ns.mix):
+        started = time.perf_counter()
+        outcome = Replay(jobs, cluster, known, cal).run()
+        results.append(Result(known.name, outcome))
+        print(f"{outcome.line(known.name)} fragmentation={outcome.fragmentation:.1f} "
+              f"({time.perf_counter() - started:.1f} s)", flush=True)
+    out, prefix = Path(ns.out), f"{ns.mix}-{ns.hosts}h"
+    paths = write_csvs(out, prefix, results)
+    if ns.figures:
+        source = f"trace {Path(ns.trace).name}" if ns.trace else f"{len(jobs)} jobs, seed {ns.seed}"
+        title = f"{ns.mix}: {ns.hosts} hosts x {ns.slots} slots, {source}"
+        paths += plot.figures(out, prefix, results, title)
+    print(f"wrote {', '.join(p.name for p in paths)} to {out}")
     return 0

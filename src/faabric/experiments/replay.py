@@ -174,13 +174,14 @@ class Replay:
         self._pending: deque[Event] = deque()
         self._done: list[JobTimes] = []
         self._rejected: list[int] = []
-        self._meter = Meter(cluster.hosts * cluster.slots)
+        self._meter = Meter()
         self.events = 0
 
     def run(self, check_every: int = 0) -> Outcome:
         """Replay every job to its end; with `check_every` > 0, call the core's `validate()`
         after every that-many steps."""
         for name in self._live:
+            self._meter.host_up(name, self._cluster.slots)
             self._handle(HostRegistered(name, self._cluster.slots))
         for job in self._jobs.values():
             self._push(job.arrival, _Step.ARRIVE, job.job_id)
@@ -279,7 +280,7 @@ class Replay:
         work = job.work * self._cal.compute_seconds_per_unit
         run = _Run(job, self._now, list(placement), work, self._now)
         self._runs[app_id] = run
-        self._meter.used += job.size
+        self._meter.take(run.placement)
         self._meter.running += 1
         self._set_speed(app_id, run)
         if self._migrate and job.kind is Kind.MPI:
@@ -305,7 +306,7 @@ class Replay:
 
     def _end(self, app_id: int, run: _Run) -> None:
         del self._runs[app_id]
-        self._meter.used -= run.job.size + run.extra
+        self._give_back(run, run.placement)
         self._meter.running -= 1
         self._meter.crosshost -= run.pairs
         self._meter.in_system -= 1
@@ -363,6 +364,8 @@ class Replay:
         for index, (old, new) in enumerate(zip(run.placement, target, strict=True)):
             if old != new:
                 run.placement[index] = new
+                self._meter.give((old,))
+                self._meter.take((new,))
                 self._handle(RankMovedAway(app_id, index, epoch, old, new))
         run.phase = _Running()
         run.migrations += 1
@@ -384,7 +387,7 @@ class Replay:
         if run is None or granted == 0:
             return
         run.extra += granted
-        self._meter.used += granted
+        self._meter.take([run.placement[0]] * granted)  # a local grant: the main host
         self._set_speed(app_id, run)
 
     # -- spot: evictions, freezes, thaws, lost apps -----------------------------------------
@@ -395,8 +398,10 @@ class Replay:
         for name in self._announced:
             fresh = f"{name.partition('.')[0]}.{wave}"
             self._live.append(fresh)
+            self._meter.host_up(fresh, self._cluster.slots)
             self._handle(HostRegistered(fresh, self._cluster.slots))
             self._handle(HostLeft(name, "evicted"))
+            self._meter.host_down(name)
         self._announced = []
         if not (self._meter.in_system or self._arrivals):
             return
@@ -420,7 +425,7 @@ class Replay:
         old, run.placement = run.placement, [park] * run.job.size
         run.phase = _Frozen()
         self._stand_still(run)
-        self._meter.used -= run.job.size + run.extra
+        self._give_back(run, old)
         self._meter.running -= 1
         self._meter.crosshost -= run.pairs
         run.pairs = 0
@@ -431,7 +436,7 @@ class Replay:
         """The park sends every rank on at once; the app runs again after the pause."""
         run = self._runs[app_id]
         run.placement, run.phase = list(placement), _Thawing()
-        self._meter.used += run.job.size
+        self._meter.take(placement)
         self._meter.running += 1
         self._push(self._now + self._cal.pause(run.job.size), _Step.RESUME, app_id)
         for index, host in enumerate(placement):
@@ -443,13 +448,18 @@ class Replay:
         run.speed = 0.0
         run.version += 1  # the end moves: it is rescheduled on resume
 
+    def _give_back(self, run: _Run, placement: Sequence[str]) -> None:
+        """The app's granules on `placement` and its elastic threads free their slots."""
+        self._meter.give(placement)
+        self._meter.give([placement[0]] * run.extra)
+
     def _lost(self, app_id: int) -> None:
         """The core ended a running or frozen app (a host it needed went away): its job
         starts again from scratch, as a new app submitted now."""
         run = self._runs.pop(app_id)
         self._killed[app_id] = run
         if not isinstance(run.phase, _Frozen):  # it holds slots
-            self._meter.used -= run.job.size + run.extra
+            self._give_back(run, run.placement)
             self._meter.running -= 1
         self._meter.crosshost -= run.pairs
         job = run.job
