@@ -93,10 +93,11 @@ class Migrations:
                     break  # a rank can only move to a free slot: it holds both until it moved
                 capacity = self._hosts.all_capacity()
                 free = FreeSlots(capacity)
-            current = tuple(app.placement[rank] for rank in range(app.spec.size))
-            if isinstance(app.policy, BinPack) and free is not None \
-                    and not free.may_improve(current):
-                continue  # the usual case on a busy cluster: skip the full re-placement
+            current = tuple(app.placement.values())  # in rank order: filled by rank
+            if isinstance(app.policy, BinPack) and free is not None and (
+                    (len(set(current)) == 1 and current[0] in free)
+                    or not free.may_improve(current)):
+                continue  # the usual cases: skip bin-pack's full re-placement
             decision = app.policy.migrate(capacity, current)
             match decision:
                 case Moves():

@@ -133,6 +133,10 @@ class FreeSlots:
         self._free = dict((name, free) for free, name in usable)
         self._largest = sorted(usable, reverse=True) or [(0, "")]
 
+    def __contains__(self, host: str) -> bool:
+        """Whether `host` is live and not being evicted."""
+        return host in self._free
+
     def may_improve(self, placement: Sequence[str]) -> bool:
         """False when no placement of the app on these free slots (its own counted as free)
         spans fewer hosts, or as many with fewer cross-host pairs: then bin-pack's
