@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 from planner_fakes import TIMEOUT as PLANNER_TIMEOUT
 from planner_fakes import TOKEN, FakeWorker
+from team_harness import team  # noqa: F401  (a fixture of the team tests)
 
 from faabric.messages.control import Registered
 from faabric.planner.client import PlannerClient

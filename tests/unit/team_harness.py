@@ -14,11 +14,12 @@ import ctypes
 import mmap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from faabric.messages.team import RegionId, TeamRefused, TeamReply, TeamRequest, TeamStop
 from faabric.snapshot import PAGE_SIZE
@@ -161,3 +162,11 @@ class Worker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+@pytest.fixture
+def team() -> Iterator[Team]:
+    made = make_team()
+    yield made
+    made.main.close()
+    made.part.close()

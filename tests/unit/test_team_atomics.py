@@ -6,10 +6,9 @@ are wired together in one process (see team_harness.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from team_harness import Team, Worker, X, make_team
+from team_harness import Team, Worker, X
 
 from faabric.messages.team import TeamOp
 from faabric.threads.atomic_ops import DROPPED, read
@@ -19,14 +18,6 @@ ADD32, ADD64, LOAD32, STORE32, CMPXCHG32 = 0x1E, 0x1F, 0x10, 0x17, 0x48
 WAIT32, NOTIFY, FENCE = 0x01, 0x00, 0x03
 WORD = 5 * 4096  # a word of a page that starts zero
 FLAG = WORD + 64
-
-
-@pytest.fixture
-def team() -> Iterator[Team]:
-    made = make_team()
-    yield made
-    made.main.close()
-    made.part.close()
 
 
 def test_increments_from_both_hosts_all_count_and_each_old_value_is_seen_once(team: Team

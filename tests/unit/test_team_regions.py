@@ -4,7 +4,6 @@ travelling with synchronisation, locks, barriers, ordered turns, failures and st
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from team_harness import KEY, PART, REGION, TIMEOUT, Team, Worker, X, Y, make_team
@@ -14,14 +13,6 @@ from faabric.messages.types import Exited, Outcome, Trapped
 from faabric.threads.coordinator import Broken, Granted
 from faabric.threads.part_region import PartRegion
 from faabric.wasm.host import GuestFault
-
-
-@pytest.fixture
-def team() -> Iterator[Team]:
-    made = make_team()
-    yield made
-    made.main.close()
-    made.part.close()
 
 
 def done(outcome: Outcome, diff_from: PartRegion | None = None, stdout: bytes = b"") -> TeamDone:
