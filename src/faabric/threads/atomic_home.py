@@ -148,21 +148,23 @@ class AtomicHome:
                 if read(self._memory(), request.address, op.size) != request.a & mask:
                     return _NOT_EQUAL if first else 0
                 return None
-        value, changed = perform(self._memory(), op, request.address, request.a, request.b)
+        memory = self._memory()
+        value, changed = perform(memory, op, request.address, request.a, request.b)
         if changed:
-            writes.append((request.address, self._memory()[
-                request.address:request.address + op.size].tobytes()))
+            writes.append((request.address,
+                           memory[request.address:request.address + op.size].tobytes()))
             return value
         spinning = op.kind in (Kind.LOAD, Kind.CMPXCHG) and request.hint == value
         return None if spinning else value
 
     def _apply_batch(self, batch: Batch) -> list[tuple[int, bytes]]:
         writes: list[tuple[int, bytes]] = []
+        memory = self._memory()
         for code, address, operand in batch:
             op = decode(code)
-            _, changed = perform(self._memory(), op, address, operand, 0)
+            _, changed = perform(memory, op, address, operand, 0)
             if changed:
-                writes.append((address, self._memory()[address:address + op.size].tobytes()))
+                writes.append((address, memory[address:address + op.size].tobytes()))
         return writes
 
     def _notify(self, address: int, count: int,

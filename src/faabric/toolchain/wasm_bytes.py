@@ -24,23 +24,22 @@ class WasmReader:
         return value
 
     def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return result
+        return self._leb()[0]
 
     def sleb(self) -> int:
         """A signed LEB128 integer (i32.const, i64.const, block types)."""
+        value, bits, last = self._leb()
+        return value - (1 << bits) if last & 0x40 else value
+
+    def _leb(self) -> tuple[int, int, int]:
+        """A LEB128 integer's unsigned value, its bit count and its last byte."""
         result = shift = 0
         while True:
             byte = self.byte()
             result |= (byte & 0x7F) << shift
             shift += 7
             if not byte & 0x80:
-                return result - (1 << shift) if byte & 0x40 else result
+                return result, shift, byte
 
     def skip(self, count: int) -> None:
         """Move past `count` raw bytes."""
