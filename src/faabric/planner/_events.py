@@ -155,6 +155,16 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class AppCancelled:
+    """A client cancelled app `app_id`: it ends at once, its granules failing as
+    `Cancelled(reason)`, and the workers running them are told to stop them. Unknown and
+    finished apps are ignored (cancelling twice changes nothing)."""
+
+    app_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class HostEvicted:
     """Worker `name` was announced for eviction (a spot VM about to be taken away): it gets
     no new granules, and the apps with ranks there are offered a move, or a freeze. Unknown
@@ -180,6 +190,7 @@ Event = (
     | Ticked
     | Reset
     | HostEvicted
+    | AppCancelled
 )
 
 # -- commands: what the shell must do -----------------------------------------------------------

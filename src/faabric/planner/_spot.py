@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Collection, Mapping
 
 from faabric.errors import InternalError
-from faabric.messages.types import AppState, Failed, GranuleResult
+from faabric.messages.types import AppState, Failed, GranuleResult, Outcome
 from faabric.planner._apps import (
     AppEventKind,
     AppRecord,
@@ -307,6 +307,25 @@ class Evictions:
             return frozenset()
         app.note(now, AppEventKind.ABANDONED, freeze.epoch, f"abandoned: freeze, {reason}")
         return frozenset(range(app.spec.size)) - freeze.moving
+
+    def cancelled(self, app: AppRecord, outcome: Outcome) -> str | None:
+        """The frozen or thawing app was cancelled: the ranks its park still keeps end as
+        `outcome`, and the slots taken for them on their new hosts (thawing) are freed.
+        Returns the park, which must be told to drop them; None if the app has none."""
+        freeze = app.freeze
+        if isinstance(freeze, Frozen):
+            self._frozen.remove(app.app_id)
+            kept = frozenset(range(app.spec.size))
+        elif isinstance(freeze, Thawing):
+            kept = freeze.pending
+            for index in kept:
+                self._hosts.release(app.placement[index], (app.app_id, index))
+        else:
+            return None
+        app.freeze = None
+        for index in sorted(kept):
+            app.results[index] = GranuleResult(app.app_id, index, freeze.park, outcome)
+        return freeze.park
 
     def _lost_in_thaw(self, app: AppRecord, thawing: Thawing, reason: str) -> None:
         """The park died before it sent these ranks on: they fail and free the slots

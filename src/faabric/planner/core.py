@@ -22,12 +22,15 @@ from faabric.messages.types import (
     AppSpec,
     AppState,
     Batch,
+    Cancelled,
     Failed,
     GranuleResult,
+    Outcome,
 )
 from faabric.planner._apps import AppEvent, AppEventKind, AppRecord, AppView, Statistics
 from faabric.planner._events import (
     NO_HOST,
+    AppCancelled,
     AppsSubmitted,
     AppSubmitted,
     Cancel,
@@ -67,43 +70,13 @@ from faabric.planner._spot import Evictions
 from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack, policy_for
 
 __all__ = [
-    "NO_HOST",
-    "AppEvent",
-    "AppEventKind",
-    "AppSubmitted",
-    "AppView",
-    "AppsSubmitted",
-    "Cancel",
-    "CancelMigration",
-    "Command",
-    "Dispatch",
-    "Disregard",
-    "Event",
-    "Finish",
-    "FreezeApp",
-    "GrantScale",
-    "GranuleFinished",
-    "HostAlive",
-    "HostEvicted",
-    "HostLeft",
-    "HostRegistered",
-    "MigrationClaimed",
-    "MigrationPointsReached",
-    "OfferMigration",
-    "PlannerCore",
-    "RankMovedAway",
-    "RefuseScale",
-    "Reject",
-    "Reset",
-    "ScaleReleased",
-    "ScaleRequested",
-    "StartMigration",
-    "Statistics",
-    "TeamKeptOnHost",
-    "TeamSizeChanged",
-    "Thaw",
-    "Ticked",
-    "WithdrawMigration",
+    "NO_HOST", "AppCancelled", "AppEvent", "AppEventKind", "AppSubmitted", "AppView",
+    "AppsSubmitted", "Cancel", "CancelMigration", "Command", "Dispatch", "Disregard", "Event",
+    "Finish", "FreezeApp", "GrantScale", "GranuleFinished", "HostAlive", "HostEvicted",
+    "HostLeft", "HostRegistered", "MigrationClaimed", "MigrationPointsReached",
+    "OfferMigration", "PlannerCore", "RankMovedAway", "RefuseScale", "Reject", "Reset",
+    "ScaleReleased", "ScaleRequested", "StartMigration", "Statistics", "TeamKeptOnHost",
+    "TeamSizeChanged", "Thaw", "Ticked", "WithdrawMigration",
 ]
 
 
@@ -198,6 +171,8 @@ class PlannerCore(CoreQueries):
                 commands = self._reset()
             case HostEvicted(name):
                 commands = self._evict(name, now)
+            case AppCancelled(app_id, reason):
+                commands = self._cancel(app_id, reason, now)
             case _:
                 assert_never(event)
         self._forget_old(sum(isinstance(command, Finish) for command in commands))
@@ -363,18 +338,20 @@ class PlannerCore(CoreQueries):
         return commands + self._fail_oversized(now) + self._reschedule(now)
 
     def _abandon(
-        self, app: AppRecord, lost_host: str, now: float, why: str = ""
+        self, app: AppRecord, lost_host: str, now: float, why: str = "",
+        outcome: Outcome | None = None,
     ) -> list[Command]:
-        """End an app that lost a granule (or, with `why`, could not be frozen): its other
-        granules are cancelled, on the hosts they run on, those they were moving to, and
-        the park keeping those already frozen."""
+        """End an app that lost a granule (or, with `why`, could not be frozen or was
+        cancelled): its other granules end as `outcome` (by default, failed as cancelled)
+        and are stopped on the hosts they run on, those they were moving to, and the park
+        keeping those already frozen."""
         if app.state is not AppState.RUNNING:
             return []
         reason = why or f"worker {lost_host} was lost"
         commands, hosts = self._moves.drop(app, now, reason)
         parked = self._spot.drop(app, now, reason)
         why = why or f"another granule of the app was lost with {lost_host}"
-        outcome = Failed(f"cancelled: {why}")
+        outcome = outcome or Failed(f"cancelled: {why}")
         for index, host in app.placement.items():
             if index not in app.results:
                 app.results[index] = GranuleResult(app.app_id, index, host, outcome)
@@ -387,14 +364,32 @@ class PlannerCore(CoreQueries):
     def _fail_oversized(self, now: float) -> list[Command]:
         total = self._hosts.usable_slots()
         oversized = [self._apps[i] for i in self._queue if self._apps[i].spec.size > total]
-        commands: list[Command] = []
-        for app in oversized:
-            self._queue.remove(app.app_id)
-            outcome = Failed(str(NotEnoughSlots(app.spec.size, total)))
-            for index in range(app.spec.size):
-                app.results[index] = GranuleResult(app.app_id, index, NO_HOST, outcome)
-            commands.append(self._finish(app, now))
-        return commands
+        return [self._fail_queued(app, Failed(str(NotEnoughSlots(app.spec.size, total))), now)
+                for app in oversized]
+
+    def _fail_queued(self, app: AppRecord, outcome: Outcome, now: float) -> Finish:
+        """End a queued app: it leaves the queue and every granule ends as `outcome`."""
+        self._queue.remove(app.app_id)
+        for index in range(app.spec.size):
+            app.results[index] = GranuleResult(app.app_id, index, NO_HOST, outcome)
+        return self._finish(app, now)
+
+    def _cancel(self, app_id: int, reason: str, now: float) -> list[Command]:
+        """A client cancelled the app: it finishes now, its granules cancelled (those still
+        running keep their slots until their workers confirm they stopped)."""
+        app = self._apps.get(app_id)
+        if app is None or app.state is AppState.FINISHED:
+            return []  # unknown, or over already: nothing to stop
+        outcome = Cancelled(reason)
+        if app.state is AppState.QUEUED:
+            return [self._fail_queued(app, outcome, now), *self._reschedule(now)]
+        park = self._spot.cancelled(app, outcome)  # ranks kept frozen, not sent on yet
+        stop: list[Command] = [Cancel(park, app_id)] if park and park in self._hosts else []
+        if app.state is AppState.FROZEN:
+            commands = [self._finish(app, now), *stop]
+        else:
+            commands = [*self._abandon(app, NO_HOST, now, f"cancelled {reason}", outcome), *stop]
+        return commands + self._reschedule(now)
 
     def _reset(self) -> list[Command]:
         # Granules still running are stopped (within a fraction of a second on their workers).
