@@ -89,24 +89,41 @@ class PlannerClient:
         _, body = self._request("GET", f"/v1/modules/{digest}")
         return body
 
-    def submit(self, app: dict[str, Any], *, wait: float = 0.0) -> dict[str, Any]:
-        """POST /v1/apps; with `wait`, block up to that long for the app to finish."""
-        path = f"/v1/apps?wait={wait:g}" if wait > 0 else "/v1/apps"
+    def submit(
+        self, app: dict[str, Any], *, wait: float = 0.0, cancel_on_disconnect: bool = False
+    ) -> dict[str, Any]:
+        """POST /v1/apps; with `wait`, block up to that long for the app to finish. With
+        `cancel_on_disconnect`, the planner cancels the app if this client's connection
+        closes before the app has finished (`close`, or the process ending)."""
+        path = "/v1/apps" + _query(wait, cancel_on_disconnect)
         return cast(dict[str, Any], self._call("POST", path, doc=app, wait=wait))
 
-    def app(self, app_id: int, *, wait: float = 0.0) -> dict[str, Any]:
-        """GET /v1/apps/{id}; with `wait`, block up to that long for it to finish."""
-        path = f"/v1/apps/{app_id}?wait={wait:g}" if wait > 0 else f"/v1/apps/{app_id}"
+    def app(
+        self, app_id: int, *, wait: float = 0.0, cancel_on_disconnect: bool = False
+    ) -> dict[str, Any]:
+        """GET /v1/apps/{id}; with `wait`, block up to that long for it to finish (for
+        `cancel_on_disconnect`, see `submit`)."""
+        path = f"/v1/apps/{app_id}" + _query(wait, cancel_on_disconnect)
         return cast(dict[str, Any], self._call("GET", path, wait=wait))
 
-    def wait_app(self, app_id: int, timeout: float) -> dict[str, Any]:
-        """Block until the app finishes or `timeout` s pass; returns its latest document."""
+    def wait_app(
+        self, app_id: int, timeout: float, *, cancel_on_disconnect: bool = False
+    ) -> dict[str, Any]:
+        """Block until the app finishes or `timeout` s pass; returns its latest document
+        (for `cancel_on_disconnect`, see `submit`)."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            doc = self.app(app_id, wait=max(0.0, min(WAIT_SLICE, left)))
+            doc = self.app(app_id, wait=max(0.0, min(WAIT_SLICE, left)),
+                           cancel_on_disconnect=cancel_on_disconnect)
             if doc["finished"] is not None or left <= 0:
                 return doc
+
+    def cancel(self, app_id: int) -> dict[str, Any]:
+        """DELETE /v1/apps/{id}: stop the app (ApiError 404 if it is unknown). Returns its
+        final document, whose `cancelled` says whether this call ended it (False: it had
+        finished already)."""
+        return cast(dict[str, Any], self._call("DELETE", f"/v1/apps/{app_id}"))
 
     def submit_batch(self, apps: Sequence[dict[str, Any]]) -> list[int]:
         """POST /v1/apps/batch: submit several apps in one request; returns their ids."""
@@ -192,6 +209,13 @@ class PlannerClient:
             if self._conn.sock is not None:
                 self._conn.sock.settimeout(timeout)
         return self._conn
+
+
+def _query(wait: float, cancel_on_disconnect: bool) -> str:
+    parts = [f"wait={wait:g}"] if wait > 0 else []
+    if cancel_on_disconnect:
+        parts.append("cancel_on_disconnect=true")
+    return "?" + "&".join(parts) if parts else ""
 
 
 def id_ranges(app_ids: Sequence[int]) -> str:

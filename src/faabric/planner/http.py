@@ -5,7 +5,9 @@ validates input, calls `PlannerService`, and answers JSON (or msgpack when the c
 `Accept: application/msgpack`, which keeps byte fields exact). Every request but
 `GET /v1/health` must carry `Authorization: Bearer <cluster token>` (compared in constant
 time), else it is answered 401. Every error is a 4xx/5xx with `{"error": "<one line>"}`.
-This module must not hold planner state of its own.
+A client that goes away is not an error: its request is dropped without an answer, and the
+apps it bound to its connection (`cancel_on_disconnect`) are cancelled when the connection
+closes. This module must not hold planner state of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hmac
 import json
 import logging
 import re
+import select
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +39,9 @@ MAX_WAIT = 600.0
 _APP_ID = re.compile(r"[1-9][0-9]{0,17}")  # app ids start at 1
 MSGPACK = "application/msgpack"
 PUBLIC = (("GET", "/v1/health"),)  # what answers without the token
+CANCEL_REASON = "by client"  # the outcome of a cancelled app's granules: "cancelled: by client"
+HANGUP_REASON = "by client (its connection closed)"
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
 class ApiFailure(Exception):
@@ -44,6 +51,10 @@ class ApiFailure(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class ClientGone(Exception):
+    """Raised by a route that finds its client has closed the connection: nothing is sent."""
 
 
 class PlannerHttpServer(ThreadingHTTPServer):
@@ -73,6 +84,13 @@ class PlannerHttpServer(ThreadingHTTPServer):
         """The port clients connect to."""
         return int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke under a request is the client's doing, not a bug."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("the connection of %s broke", client_address)
+            return
+        super().handle_error(request, client_address)
+
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/health$"), "health"),
@@ -89,6 +107,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/v1/apps$"), "submit_app"),
     ("POST", re.compile(r"^/v1/apps/batch$"), "submit_batch"),
     ("GET", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "get_app"),
+    ("DELETE", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "cancel_app"),
 ]
 
 
@@ -124,6 +143,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
+    def setup(self) -> None:
+        super().setup()
+        self._bound: set[int] = set()  # apps cancelled when this connection closes
+
+    def finish(self) -> None:
+        # The connection is closing (whoever closed it): its bound apps are cancelled;
+        # those that finished already are left as they are.
+        try:
+            super().finish()
+        finally:
+            for app_id in sorted(self._bound):
+                self.server.service.cancel(app_id, HANGUP_REASON)
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -139,6 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
                 self.close_connection = True  # the unread body would corrupt the next request
             self._send(failure.status, {"error": failure.reason})
+        except (ClientGone, ConnectionError):  # the client left: there is no one to answer
+            log.debug("%s went away during %s %s", self.address_string(), method, url.path)
+            self.close_connection = True
         except Exception as exc:  # a bug: answer 500 and keep serving
             log.exception("internal error on %s %s", method, url.path)
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
@@ -229,6 +264,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _cancel_on_disconnect(self) -> bool:
+        text = self.query.get("cancel_on_disconnect", "false").lower()
+        if text not in _FLAGS:
+            raise ApiFailure(HTTPStatus.BAD_REQUEST, "'cancel_on_disconnect' must be true or false")
+        return _FLAGS[text]
+
+    def _peer_gone(self) -> bool:
+        """Whether the client has closed its end of the connection (or it failed)."""
+        poller = select.poll()
+        poller.register(self.connection, select.POLLRDHUP)
+        return bool(poller.poll(0))
 
     def _wait_seconds(self) -> float:
         text = self.query.get("wait", "0")
@@ -323,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, {"module": digest}
 
     def _r_submit_app(self) -> tuple[HTTPStatus, Any]:
-        wait = self._wait_seconds()
+        wait, bind = self._wait_seconds(), self._cancel_on_disconnect()
         try:
             spec = views.parse_app_spec(self._read_document())
         except ValueError as exc:
@@ -337,6 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
             app_id = service.submit(spec)
         except NotEnoughSlots as exc:
             raise ApiFailure(HTTPStatus.CONFLICT, str(exc)) from exc
+        if bind:
+            self._bound.add(app_id)
         return self._app_response(app_id, wait, HTTPStatus.ACCEPTED)
 
     def _r_submit_batch(self) -> tuple[HTTPStatus, Any]:
@@ -359,15 +408,30 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.ACCEPTED, {"app_ids": app_ids}
 
     def _r_get_app(self, app_id: str) -> tuple[HTTPStatus, Any]:
-        if not _APP_ID.fullmatch(app_id):
-            raise ApiFailure(HTTPStatus.BAD_REQUEST, "an app id is a positive integer")
-        return self._app_response(int(app_id), self._wait_seconds(), HTTPStatus.OK)
+        number, wait = _app_number(app_id), self._wait_seconds()
+        if self._cancel_on_disconnect() and self.server.service.app(number) is not None:
+            self._bound.add(number)
+        return self._app_response(number, wait, HTTPStatus.OK)
+
+    def _r_cancel_app(self, app_id: str) -> tuple[HTTPStatus, Any]:
+        self._read_body(self.server.max_request_bytes)
+        number, service = _app_number(app_id), self.server.service
+        view, cancelled = service.cancel(number, CANCEL_REASON)
+        if view is None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no app {number} (never submitted, or reset)")
+        doc = views.app_document(view, binary=self._binary(), wall_offset=service.wall_offset)
+        return HTTPStatus.OK, {**doc, "cancelled": cancelled}
 
     def _app_response(
         self, app_id: int, wait: float, pending: HTTPStatus
     ) -> tuple[HTTPStatus, Any]:
         service = self.server.service
-        view = service.wait(app_id, wait) if wait > 0 else service.app(app_id)
+        if wait > 0 and app_id in self._bound:  # watch the connection while waiting
+            view = service.wait(app_id, wait, hangup=self.connection.fileno())
+            if self._peer_gone():
+                raise ClientGone()
+        else:
+            view = service.wait(app_id, wait) if wait > 0 else service.app(app_id)
         if view is None:
             raise ApiFailure(HTTPStatus.NOT_FOUND, f"no app {app_id} (never submitted, or reset)")
         status = HTTPStatus.OK if view.finished is not None else pending
@@ -378,6 +442,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_digest(self, digest: str) -> None:
         if not is_digest(digest):
             raise ApiFailure(HTTPStatus.BAD_REQUEST, "a module is named by its sha256 hex digest")
+
+
+def _app_number(text: str) -> int:
+    if not _APP_ID.fullmatch(text):
+        raise ApiFailure(HTTPStatus.BAD_REQUEST, "an app id is a positive integer")
+    return int(text)
 
 
 def _first_use(modules: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +36,7 @@ from faabric.messages.control import (
 from faabric.messages.types import AppInfo, AppSpec, Batch, GranuleResult, HostInfo
 from faabric.planner._waiters import WaiterTable
 from faabric.planner.core import (
+    AppCancelled,
     AppsSubmitted,
     AppView,
     Cancel,
@@ -228,22 +231,44 @@ class PlannerService:
         self._flush(outboxes)
         return ids
 
-    def wait(self, app_id: int, timeout: float) -> AppView | None:
-        """The app's view once it has finished, or as it is when `timeout` runs out."""
-        return self.wait_all([app_id], timeout)[0]
+    def wait(self, app_id: int, timeout: float, *, hangup: int | None = None) -> AppView | None:
+        """The app's view once it has finished, or as it is when `timeout` runs out (or,
+        with `hangup`, when that connection closes: see `wait_all`)."""
+        return self.wait_all([app_id], timeout, hangup=hangup)[0]
 
-    def wait_all(self, app_ids: Sequence[int], timeout: float) -> list[AppView | None]:
+    def wait_all(
+        self, app_ids: Sequence[int], timeout: float, *, hangup: int | None = None
+    ) -> list[AppView | None]:
         """The apps' views (None for unknown ids) once every one has finished, or as they
-        are when `timeout` runs out. Woken by the last app to finish, not by polling."""
+        are when `timeout` runs out. Woken by the last app to finish, not by polling. With
+        `hangup` (the file descriptor of a client's socket), the wait also ends as soon as
+        the client closes its end of the connection."""
         with self._lock:
             pending = [i for i in app_ids if not self._core.settled(i)]
-            waiter = self._waiters.add(pending) if pending and timeout > 0 else None
+            waiter = None
+            if pending and timeout > 0:
+                waiter = self._waiters.add(pending, with_fd=hangup is not None)
         if waiter is not None:
-            waiter.done.wait(timeout)
+            if hangup is None:
+                waiter.done.wait(timeout)
+            else:
+                _wait_either(waiter.wake_fd, hangup, timeout)
         with self._lock:
             if waiter is not None:
                 self._waiters.remove(waiter)
             return [self._core.app(i) for i in app_ids]
+
+    def cancel(self, app_id: int, reason: str) -> tuple[AppView | None, bool]:
+        """Cancel the app (it finishes at once, see `AppCancelled`). Returns its view (None
+        if it is unknown) and whether this call ended it (False if it had finished)."""
+        with self._lock:
+            ended = not self._core.settled(app_id)
+            outboxes = self._route(self._core.handle(AppCancelled(app_id, reason)))
+            view = self._core.app(app_id)
+        if ended:
+            log.info("app %d cancelled %s", app_id, reason)
+        self._flush(outboxes)
+        return view, ended
 
     def app(self, app_id: int) -> AppView | None:
         """The app's current view, or None if unknown."""
@@ -354,3 +379,12 @@ class PlannerService:
                 outbox.flush()
             except TransportError as exc:
                 self.host_left(outbox.name, f"cannot send it work: {exc}", outbox.conn)
+
+
+def _wait_either(wake_fd: int, hangup: int, timeout: float) -> None:
+    """Block until `wake_fd` is readable, the peer of socket `hangup` has closed its end (or
+    the socket failed), or `timeout` seconds have passed."""
+    poller = select.poll()
+    poller.register(wake_fd, select.POLLIN)
+    poller.register(hangup, select.POLLRDHUP)  # POLLHUP and POLLERR are always reported
+    poller.poll(math.ceil(timeout * 1000))
