@@ -6,8 +6,8 @@ validates input, calls `PlannerService`, and answers JSON (or msgpack when the c
 `GET /v1/health` must carry `Authorization: Bearer <cluster token>` (compared in constant
 time), else it is answered 401. Every error is a 4xx/5xx with `{"error": "<one line>"}`.
 A client that goes away is not an error: its request is dropped without an answer, and the
-apps it bound to its connection (`cancel_on_disconnect`) are cancelled when the connection
-closes. This module must not hold planner state of its own.
+apps it bound to its connection (`cancel_on_disconnect`) are cancelled when it closes the
+connection. This module must not hold planner state of its own.
 """
 
 from __future__ import annotations
@@ -148,12 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._bound: set[int] = set()  # apps cancelled when this connection closes
 
     def finish(self) -> None:
-        # The connection is closing (whoever closed it): its bound apps are cancelled;
-        # those that finished already are left as they are.
+        # The connection ends. If the client closed it (or it broke), its bound apps still
+        # in flight are cancelled; if the planner ends it (an idle timeout, an error answered
+        # with `Connection: close`), the client is still there and they run on.
+        gone = bool(self._bound) and self._peer_gone()
         try:
             super().finish()
         finally:
-            for app_id in sorted(self._bound):
+            for app_id in sorted(self._bound) if gone else ():
                 self.server.service.cancel(app_id, HANGUP_REASON)
 
     def _dispatch(self, method: str) -> None:
