@@ -48,6 +48,9 @@ class PlannerConfig:
     keepalive_timeout: float = 5.0
     max_request_bytes: int = 64 << 20
     max_module_bytes: int = 512 << 20
+    http_idle_timeout: float = 30.0  # seconds an HTTP connection may stay silent
+    http_header_timeout: float = 10.0  # seconds for a request's line and headers, in all
+    control_max_frame: int = 128 << 20  # bytes of one frame on the control port
     retain_finished: int = 10_000
     migration_offer_timeout: float = 30.0  # seconds an unclaimed migration offer is kept
     policy: str = "bin-pack"  # the scheduling policy of apps that do not name their own
@@ -64,6 +67,11 @@ class WorkerConfig:
     cache_dir: Path = field(default_factory=default_cache_dir)
     reconnect_for: float = 30.0
     token_file: Path = field(default_factory=default_token_path)
+    control_max_frame: int = 128 << 20  # bytes of one frame from the planner
+    data_max_frame: int = (4 << 30) + (64 << 20)  # bytes of one frame from another worker
+    data_stall_timeout: float = 60.0  # seconds a data-plane frame may pause half-way
+    early_bytes: int = 256 << 20  # bytes kept for apps with no rank here yet, in all...
+    early_seconds: float = 120.0  # ... each for at most this long
 
     def host_name(self) -> str:
         """The name to register under."""

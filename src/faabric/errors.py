@@ -13,6 +13,7 @@ of the package: every layer imports it.
     ├── TransportError
     │   ├── ClosedError      we closed the channel ourselves
     │   ├── BrokenError      the peer went away or sent garbage
+    │   │   └── FrameTooLarge  the peer announced a frame over the port's limit
     │   └── TimeoutError_    no answer within the deadline
     ├── AuthError            a peer refused our cluster token or did not prove it knows it
     ├── ApiError             the planner's HTTP API answered with an error status
@@ -65,6 +66,10 @@ class ClosedError(TransportError):
 
 class BrokenError(TransportError):
     """The peer disappeared or sent something that is not a valid frame."""
+
+
+class FrameTooLarge(BrokenError):
+    """The peer announced a frame longer than the port accepts (nothing was allocated)."""
 
 
 class TimeoutError_(TransportError):

@@ -25,11 +25,13 @@ from faabric.config import PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
 from faabric.granule.team_slots import ElasticLink, TeamSlots
-from faabric.mpi.network import DataPlane
+from faabric.mpi.early import EarlyLimits
+from faabric.mpi.network import DataLimits, DataPlane
 from faabric.mpi.worlds import Worlds
 from faabric.planner.client import PlannerClient
 from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
+from faabric.planner.http_limits import HttpLimits
 from faabric.planner.service import PlannerService
 from faabric.scheduling import get_policy
 from faabric.threads import ThreadPolicy, thread_functions
@@ -63,7 +65,7 @@ class RunningPlanner:
             policy=get_policy(config.policy),
         )
         self.control = ControlServer(listen(config.host, config.control_port), self.service,
-                                     token=token)
+                                     token=token, max_frame=config.control_max_frame)
         try:
             self.http = PlannerHttpServer(
                 (config.host, config.port),
@@ -71,6 +73,8 @@ class RunningPlanner:
                 token=token,
                 control_port=lambda: self.control.port,
                 max_request_bytes=config.max_request_bytes,
+                limits=HttpLimits(idle_timeout=config.http_idle_timeout,
+                                  header_timeout=config.http_header_timeout),
             )
         except OSError as exc:
             self.control.close()
@@ -114,14 +118,16 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
     engine afterwards."""
     client = PlannerClient(config.planner, token=token)
     try:
-        data_plane = _open_data_plane(client.host, token)
+        data_plane = _open_data_plane(client.host, token, DataLimits(
+            max_frame=config.data_max_frame, stall_timeout=config.data_stall_timeout))
     except FaabricError:
         client.close()
         raise
     engine = WasmEngine()
     modules = ModuleCache(engine, config.cache_dir, fetch=client.fetch_module)
     name = config.host_name()
-    worlds = Worlds(name, data_plane, planner=_WorkerLink(lambda: worker))
+    worlds = Worlds(name, data_plane, planner=_WorkerLink(lambda: worker),
+                    early=EarlyLimits(config.early_bytes, config.early_seconds))
     wire = TeamWire(data_plane)
     teams = TeamService(name, wire)
     data_plane.start(worlds, wire.router(teams.received), lambda payload: worker.take_rank(payload))
@@ -149,6 +155,7 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
         migrating=worlds,
         courier=data_plane,
         token=token,
+        max_frame=config.control_max_frame,
     )
 
     def release() -> None:
@@ -189,11 +196,11 @@ class _WorkerLink:
         self.worker().claim(app_id, epoch)
 
 
-def _open_data_plane(planner_host: str, token: str) -> DataPlane:
+def _open_data_plane(planner_host: str, token: str, limits: DataLimits) -> DataPlane:
     """The worker's data-plane listener, on the address other workers route to."""
     address = _local_address_towards(planner_host)
     try:
-        return DataPlane(address, token)
+        return DataPlane(address, token, limits)
     except OSError as exc:
         raise FaabricError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +21,7 @@ from faabric.errors import BrokenError
 
 _EXT_DATACLASS = 1
 _BUF_SIZE = 1024
+MAX_NESTING = 32  # dataclasses inside dataclasses: each level costs C stack while decoding
 
 _Conversion = tuple[int, Callable[[Any], Any]]
 
@@ -59,12 +61,15 @@ class Codec:
         )
         return packer.pack(value)
 
-    def decode(self, data: bytes | memoryview) -> Any:
-        """Rebuild a value from bytes made by `encode`; raises BrokenError on garbage."""
+    def decode(self, data: bytes | bytearray | memoryview) -> Any:
+        """Rebuild a value from bytes made by `encode`; raises BrokenError, and nothing else,
+        on anything else (whatever goes wrong while decoding comes from the bytes: a bad
+        msgpack value, an unknown tag, a wrong field count, a dataclass refusing its fields,
+        dataclasses nested deeper than MAX_NESTING)."""
         try:
-            return msgpack.unpackb(data, ext_hook=self._ext_hook, use_list=False, raw=False)
-        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
-            raise BrokenError(f"malformed message: {exc}") from exc
+            return self._unpack(data, 0)
+        except Exception as exc:  # decoding has no side effects: any failure is the input's
+            raise BrokenError(f"malformed message: {type(exc).__name__}: {exc}") from exc
 
     def _default(self, value: Any) -> Any:
         cls = type(value)
@@ -78,10 +83,16 @@ class Codec:
             raise TypeError(f"{cls.__name__} is not registered with the codec")
         raise TypeError(f"cannot encode {cls.__name__}")
 
-    def _ext_hook(self, code: int, data: bytes) -> Any:
+    def _unpack(self, data: bytes | bytearray | memoryview, depth: int) -> Any:
+        hook = functools.partial(self._ext_hook, depth=depth + 1)
+        return msgpack.unpackb(data, ext_hook=hook, use_list=False, raw=False)
+
+    def _ext_hook(self, code: int, data: bytes, depth: int) -> Any:
         if code != _EXT_DATACLASS:
             raise ValueError(f"unknown extension type {code}")
-        tag, *values = msgpack.unpackb(data, ext_hook=self._ext_hook, use_list=False, raw=False)
+        if depth > MAX_NESTING:
+            raise ValueError(f"dataclasses nest deeper than {MAX_NESTING} levels")
+        tag, *values = self._unpack(data, depth)
         cls, count, conversions = self._decoders[tag]
         if len(values) != count:
             raise ValueError(f"{tag} needs {count} fields, got {len(values)}")

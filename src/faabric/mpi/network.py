@@ -8,7 +8,11 @@ a fixed header (kind, app, context, source, destination, tag, length, token) and
 payload; the reader thread of a connection hands payloads to the `Router`, which may read
 them straight into a posted receive buffer. Readers never wait for the application
 (unmatched messages are buffered), so a full receive queue cannot block a sender's progress
-elsewhere. This module must not know about matching or wasm.
+elsewhere. Every header is checked before its payload is read: a length over the kind's
+limit (`DataLimits`; notes and acknowledgements are small), an unknown kind, or a frame that
+stalls half-way closes the connection with one warning. Payloads are buffered as their
+bytes arrive, never from the announced length alone. This module must not know about
+matching or wasm.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from faabric.errors import FaabricError
+from faabric.errors import BrokenError, FaabricError
 from faabric.mpi import memory
 from faabric.mpi.matching import Envelope
 from faabric.transport.auth import DATA, Gate, connect_handshake
+from faabric.transport.framing import timeval
+from faabric.transport.limits import DATA_MAX_FRAME, NOTE_MAX_FRAME, check_length, read_growing
 from faabric.wasm.host import GuestFault
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,16 @@ INLINE_LIMIT = 64 << 10  # payloads up to this size go out in one send with thei
 CONNECT_TIMEOUT = 10.0
 MOVE_TIMEOUT = 30.0  # seconds a migrating rank's frame may take, plus its size at...
 MOVE_MIN_RATE = 20e6  # ... 20 MB/s, the slowest transfer accepted
+STALL_TIMEOUT = 60.0  # seconds a frame may pause half-way before its connection is closed
+_SKIP_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DataLimits:
+    """What a worker's data plane accepts from other workers."""
+
+    max_frame: int = DATA_MAX_FRAME  # bytes of an MPI message, team message or moving rank
+    stall_timeout: float = STALL_TIMEOUT
 
 
 class Router(Protocol):
@@ -71,17 +87,18 @@ class PayloadReader:
         self.skip()
 
     def read_bytes(self) -> bytearray:
-        data = bytearray(self._left)
-        _recv_exact(self._sock, memoryview(data))
+        """The whole payload, in a buffer that grows as it arrives."""
+        data = read_growing(lambda view: _recv_exact(self._sock, view), self._left)
         self._left = 0
         return data
 
     def skip(self) -> None:
+        if not self._left:
+            return
+        scratch = memoryview(bytearray(min(self._left, _SKIP_CHUNK)))
         while self._left:
-            chunk = self._sock.recv(min(self._left, 1 << 20))
-            if not chunk:
-                raise ConnectionError("connection closed mid-frame")
-            self._left -= len(chunk)
+            _recv_exact(self._sock, scratch[: min(self._left, len(scratch))])
+            self._left -= min(self._left, len(scratch))
 
 
 @dataclass(slots=True)
@@ -94,8 +111,9 @@ class DataPlane:
     """Listens for other workers' frames and sends this worker's; only workers that know
     `token` get past the handshake, and this one talks only to those that prove they do."""
 
-    def __init__(self, bind: str, token: str) -> None:
+    def __init__(self, bind: str, token: str, limits: DataLimits | None = None) -> None:
         self._token = token
+        self._limits = limits or DataLimits()
         self._server = socket.create_server((bind, 0))
         self.address = f"{bind}:{self._server.getsockname()[1]}"
         self._addresses: dict[str, str] = {}
@@ -145,7 +163,7 @@ class DataPlane:
 
     def announce_failure(self, host: str, app_id: int, reason: str) -> None:
         """Tell `host` that app `app_id` failed; best effort (the host may be gone too)."""
-        text = reason.encode()
+        text = reason.encode()[:NOTE_MAX_FRAME]
         try:
             self._send(host, (_HEADER.pack(FAILED, app_id, 0, 0, 0, 0, len(text), 0) + text,))
         except GuestFault as exc:
@@ -161,7 +179,7 @@ class DataPlane:
         self._note(READY, host, app_id, epoch, sender)
 
     def _note(self, kind: int, host: str, app_id: int, epoch: int, sender: str) -> None:
-        name = sender.encode()
+        name = sender.encode()[:NOTE_MAX_FRAME]
         self._send(host, (_HEADER.pack(kind, app_id, 0, 0, 0, 0, len(name), epoch) + name,))
 
     def send_rank(self, host: str, parts: tuple[bytes | memoryview, ...]) -> None:
@@ -243,24 +261,41 @@ class DataPlane:
 
     def _read_loop(self, sock: socket.socket, router: Router) -> None:
         header = memoryview(bytearray(_HEADER.size))
+        peer = _peer_name(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A kernel receive timeout, not Python's (which would poll before every read).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                            timeval(self._limits.stall_timeout))
             while True:
-                _recv_exact(sock, header)
+                _recv_exact(sock, header, idle=True)
                 kind, _, _, _, _, _, length, _ = fields = _HEADER.unpack(header)
+                self._check(kind, length, peer)
                 if kind == TEAM:
                     self._team_frame(PayloadReader(sock, length).read_bytes())
                 elif kind == MOVE:
-                    # Into a zeroed buffer: receiving into never-touched memory measured
-                    # slower here (the page faults then happen inside the receive).
                     self._move_frame(memoryview(PayloadReader(sock, length).read_bytes()))
                 else:
                     self._dispatch(sock, router, *fields)
+        except BrokenError as exc:
+            log.warning("closed a data-plane connection from %s: %s", peer, exc)
         except (OSError, ConnectionError) as exc:
             if not self._closed:
                 log.debug("data connection closed: %s", exc)
         finally:
             sock.close()
+
+    def _check(self, kind: int, length: int, peer: str) -> None:
+        """Raise BrokenError unless the header's kind is known and its length within the
+        kind's limit (checked before anything is read or allocated for the payload)."""
+        if kind in (MESSAGE, TEAM, MOVE):
+            check_length(length, self._limits.max_frame, "data_max_frame", peer)
+        elif kind in (FAILED, FENCE, READY):
+            check_length(length, NOTE_MAX_FRAME, "a note's fixed limit", peer)
+        elif kind == ACK:
+            check_length(length, 0, "an acknowledgement carries nothing", peer)
+        else:
+            raise BrokenError(f"{peer} sent a frame of unknown kind {kind}")
 
     def _team_frame(self, payload: bytearray) -> None:
         if self._team is None:
@@ -299,10 +334,26 @@ class DataPlane:
             raise ConnectionError(f"unknown frame kind {kind}")
 
 
-def _recv_exact(sock: socket.socket, target: memoryview) -> None:
+def _recv_exact(sock: socket.socket, target: memoryview, *, idle: bool = False) -> None:
+    """Fill `target` from `sock`. Before its first byte the wait is endless if `idle` (the
+    gap between frames); a pause longer than the socket's receive timeout anywhere else
+    raises BrokenError."""
     got, total = 0, len(target)
     while got < total:
-        n = sock.recv_into(target[got:], total - got)
+        try:
+            n = sock.recv_into(target[got:], total - got)
+        except (BlockingIOError, TimeoutError):  # the kernel receive timeout
+            if idle and got == 0:
+                continue
+            raise BrokenError("stalled in the middle of a frame") from None
         if n == 0:
             raise ConnectionError("connection closed")
         got += n
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except (OSError, ValueError):
+        return "an unknown peer"
+    return f"{host}:{port}"

@@ -5,11 +5,14 @@ when the app's last local rank ends.
 the app's first rank started here) and what granules use to join and leave a world. A rank
 that ends badly (a trap, a non-zero exit, or an exit without `MPI_Finalize` after
 `MPI_Init`) breaks its world here and on every other host of the app, so no rank waits
-forever for it. This module must not know about wasm instances or the planner.
+forever for it. Frames for an app with no rank here yet are kept only within the bounds of
+`faabric.mpi.early`; past them the app is dropped here (a rank of it starting later fails
+at once, saying why). This module must not know about wasm instances or the planner.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,11 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from faabric.mpi.early import EarlyArrivals, EarlyLimits
 from faabric.mpi.matching import Envelope
 from faabric.mpi.migration import Decision, Freeze, Migrations, Start
 from faabric.mpi.network import DataPlane, PayloadReader
 from faabric.mpi.ranks import Layout
 from faabric.mpi.world import LocalWorld
+
+log = logging.getLogger(__name__)
 
 FINISHED_MEMORY = 4096  # ids of recently finished apps kept to drop their late frames
 
@@ -63,7 +69,8 @@ class Worlds:
     """All worlds with ranks or messages on this worker."""
 
     def __init__(self, here: str, network: DataPlane, planner: PlannerLink | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 early: EarlyLimits | None = None) -> None:
         self.here = here
         self._network = network
         self._planner = planner or _NoPlanner()
@@ -74,7 +81,9 @@ class Worlds:
         self._left: dict[int, int] = {}  # app -> local ranks not yet ended
         self._running: dict[int, int] = {}  # app -> local ranks running now
         self._stopped: set[int] = set()  # apps stopped while some local ranks never ran
-        self._finished: OrderedDict[int, None] = OrderedDict()
+        self._finished: OrderedDict[int, str] = OrderedDict()  # app -> why, if it failed
+        self._early = EarlyArrivals(early or EarlyLimits())
+        self._sweeper: threading.Thread | None = None
 
     def join(self, membership: Membership, rank: int, timeout: float,
              moved_in: bool = False) -> LocalWorld:
@@ -83,7 +92,8 @@ class Worlds:
         self._network.learn(membership.peers)
         app_id = membership.app_id
         with self._lock:
-            ended = app_id in self._finished
+            ended = self._finished.get(app_id)
+            self._early.forget(app_id)
             world = self._world(app_id)
             if app_id not in self._left:
                 here = sum(1 for host in membership.placement if host == self.here)
@@ -92,8 +102,9 @@ class Worlds:
                 self._migrations(app_id).period = membership.migrate_every
             self._left[app_id] += 1 if moved_in else 0
             self._running[app_id] = self._running.get(app_id, 0) + 1
-        if ended:  # the rest of the world ended here already (stopped, or failed)
-            world.fail(f"the MPI world of app {app_id} had already ended on this worker")
+        if ended is not None:  # the rest of the world ended here already (stopped, or failed)
+            why = f": {ended}" if ended else ""
+            world.fail(f"the MPI world of app {app_id} had already ended on this worker{why}")
         world.attach(rank, timeout)
         return world
 
@@ -170,7 +181,7 @@ class Worlds:
     def arrive(self, app_id: int, envelope: Envelope, dest: int, token: int,
                reader: PayloadReader) -> None:
         with self._lock:
-            world = None if app_id in self._finished else self._world(app_id)
+            world = self._routed(app_id, envelope.length)
         if world is None:
             reader.skip()
             return
@@ -183,20 +194,74 @@ class Worlds:
             world.acknowledged(token)
 
     def fenced(self, app_id: int, epoch: int, host: str) -> None:
-        moves = self._live_migrations(app_id)
+        moves = self._routed_migrations(app_id)
         if moves is not None:
             moves.fenced(epoch, host)
 
     def readied(self, app_id: int, epoch: int, host: str) -> None:
-        moves = self._live_migrations(app_id)
+        moves = self._routed_migrations(app_id)
         if moves is not None:
             moves.readied(epoch, host)
 
     def failed(self, app_id: int, reason: str) -> None:
         with self._lock:
-            world = None if app_id in self._finished else self._world(app_id)
+            world = self._routed(app_id, 0)
         if world is not None:
             world.fail(reason)
+
+    # -- frames for apps with no rank here yet ------------------------------------------------
+
+    def sweep(self) -> None:
+        """Drop the apps whose frames waited longer than allowed for a rank to start here."""
+        with self._lock:
+            limit = self._early.limits.max_seconds
+            for app_id in self._early.expired(self._clock()):
+                self._drop_early(app_id, f"no rank of it started here within {limit:g} s "
+                                         "of its first message (early_seconds)")
+
+    def _routed(self, app_id: int, size: int) -> LocalWorld | None:
+        """The world a data-plane frame of `size` bytes for the app goes to; None to drop
+        it (the app ended here, or it has no rank here and its frames are over the bounds).
+        Call with the lock held."""
+        if app_id in self._finished:
+            return None
+        if app_id not in self._left:  # no rank of it started here yet
+            if not self._early.admit(app_id, size, self._clock()):
+                limit = self._early.limits.max_bytes
+                self._drop_early(app_id, "its messages arrived before any of its ranks "
+                                         f"started here, over the {limit} bytes kept for "
+                                         "such apps (early_bytes)")
+                return None
+            self._start_sweeper()
+        return self._world(app_id)
+
+    def _routed_migrations(self, app_id: int) -> Migrations | None:
+        with self._lock:
+            return None if self._routed(app_id, 0) is None else self._migrations(app_id)
+
+    def _drop_early(self, app_id: int, reason: str) -> None:
+        """Forget an app that has no rank here, with what arrived for it. Lock held."""
+        held = self._early.forget(app_id)
+        log.warning("dropped app %d (%d bytes of frames): %s", app_id, held, reason)
+        self._forget(app_id, reason)
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="early-frames",
+                                             daemon=True)
+            self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        """Runs while some app waits for its first rank here; sleeps until it may expire."""
+        while True:
+            self.sweep()
+            with self._lock:
+                next_expiry = self._early.next_expiry()
+                if next_expiry is None:
+                    self._sweeper = None
+                    return
+                wait = next_expiry - self._clock()
+            time.sleep(min(max(wait, 0.01), self._early.limits.max_seconds))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -218,12 +283,13 @@ class Worlds:
                 self._world(app_id), self.here, self._network, self._planner, self._clock)
         return found
 
-    def _forget(self, app_id: int) -> None:
+    def _forget(self, app_id: int, reason: str = "") -> None:
         self._worlds.pop(app_id, None)
         self._moves.pop(app_id, None)
         self._left.pop(app_id, None)
         self._running.pop(app_id, None)
         self._stopped.discard(app_id)
-        self._finished[app_id] = None
+        self._early.forget(app_id)
+        self._finished[app_id] = reason
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)

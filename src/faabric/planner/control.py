@@ -15,7 +15,7 @@ import socket
 import threading
 
 from faabric import __version__
-from faabric.errors import ClosedError, TransportError
+from faabric.errors import ClosedError, FrameTooLarge, TransportError
 from faabric.messages.control import (
     CONTROL_CODEC,
     Goodbye,
@@ -34,6 +34,7 @@ from faabric.messages.control import (
 from faabric.planner.service import PlannerService
 from faabric.transport.auth import CONTROL, Gate
 from faabric.transport.framing import FramedSocket
+from faabric.transport.limits import CONTROL_MAX_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ class ControlServer:
     """Accepts worker connections on a listening socket until closed; only workers that
     know `token` get past the handshake."""
 
-    def __init__(self, listener: socket.socket, service: PlannerService, *, token: str) -> None:
+    def __init__(self, listener: socket.socket, service: PlannerService, *, token: str,
+                 max_frame: int = CONTROL_MAX_FRAME) -> None:
         self._listener = listener
         self._service = service
+        self._max_frame = max_frame
         self._gate = Gate(token, CONTROL, self._serve_socket, what="control")
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="control-accept")
@@ -82,7 +85,7 @@ class ControlServer:
 
     def _serve_socket(self, sock: socket.socket) -> None:
         """Serve one authenticated worker connection until it ends."""
-        conn = FramedSocket(sock, CONTROL_CODEC)
+        conn = FramedSocket(sock, CONTROL_CODEC, max_frame=self._max_frame)
         name = self._register(conn)
         if name is None:
             conn.close()
@@ -92,6 +95,9 @@ class ControlServer:
             reason = self._read_loop(name, conn)
         except ClosedError:
             pass  # we closed it: expiry or shutdown already handled the worker
+        except FrameTooLarge as exc:
+            log.warning("closed the control connection of worker %s: %s", name, exc)
+            reason = str(exc)
         except TransportError as exc:
             reason = str(exc)
         self._service.host_left(name, reason, conn)

@@ -20,7 +20,6 @@ import select
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,6 +29,7 @@ import msgpack
 from faabric import __version__
 from faabric.errors import ModuleError, NotEnoughSlots
 from faabric.planner import views
+from faabric.planner.http_limits import ApiFailure, GuardedHandler, GuardedServer, HttpLimits
 from faabric.planner.modules import is_digest
 from faabric.planner.service import PlannerService
 
@@ -44,20 +44,11 @@ HANGUP_REASON = "by client (its connection closed)"
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
-class ApiFailure(Exception):
-    """Raised by a route to answer with an error status and a one-line reason."""
-
-    def __init__(self, status: HTTPStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 class ClientGone(Exception):
     """Raised by a route that finds its client has closed the connection: nothing is sent."""
 
 
-class PlannerHttpServer(ThreadingHTTPServer):
+class PlannerHttpServer(GuardedServer):
     """HTTP server bound to one `PlannerService`."""
 
     daemon_threads = True
@@ -72,12 +63,13 @@ class PlannerHttpServer(ThreadingHTTPServer):
         token: str,
         control_port: Callable[[], int],
         max_request_bytes: int,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.service = service
         self.token = token.encode()
         self.control_port = control_port
         self.max_request_bytes = max_request_bytes
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, limits or HttpLimits())
 
     @property
     def port(self) -> int:
@@ -111,7 +103,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out as two writes; without TCP_NODELAY the second waits ~40 ms
     # for the client's delayed ACK.
@@ -161,16 +153,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        self._body_consumed = False
         try:
+            self.check_framing()
             self._authorize(method, url.path)
             handler, params = self._route(method, url.path)
             status, body = handler(**params)
-            if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
+            if self.body_pending:
                 self.close_connection = True  # an ignored body would corrupt the next request
             self._send(status, body)
         except ApiFailure as failure:
-            if not self._body_consumed and self.headers.get("Content-Length", "0") != "0":
+            if self.body_pending:
                 self.close_connection = True  # the unread body would corrupt the next request
             self._send(failure.status, {"error": failure.reason})
         except (ClientGone, ConnectionError):  # the client left: there is no one to answer
@@ -210,41 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- request and response plumbing --------------------------------------------------------
 
     def _read_body(self, limit: int) -> bytes:
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-                raise ApiFailure(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
-            return b""
-        try:
-            length = int(length_text)
-        except ValueError:
-            self.close_connection = True
-            raise ApiFailure(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
-        if length < 0:
-            self.close_connection = True
-            raise ApiFailure(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-        if length > limit:
-            self.close_connection = True  # do not read a body we refuse
-            raise ApiFailure(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body of {length} bytes exceeds the limit of {limit} bytes",
-            )
-        body = self.rfile.read(length)
-        self._body_consumed = True
-        if len(body) != length:
-            self.close_connection = True
-            raise ApiFailure(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length")
-        return body
+        return self.read_body(limit)
 
     def _read_document(self) -> Any:
         body = self._read_body(self.server.max_request_bytes)
-        try:
-            if self.headers.get("Content-Type", "").startswith(MSGPACK):
-                return msgpack.unpackb(body, raw=False)
-            return json.loads(body or b"null")
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise ApiFailure(HTTPStatus.BAD_REQUEST, f"the body is not valid: {exc}") from exc
+        return self.decode_document(body, self.headers.get("Content-Type", "").startswith(MSGPACK))
 
     def _binary(self) -> bool:
         return MSGPACK in self.headers.get("Accept", "")

@@ -3,7 +3,9 @@
 A frame is a 4-byte big-endian length followed by that many bytes of codec output. Sending
 is safe from many threads (one lock); receiving is meant for a single reader thread, which
 reads ahead (up to 64 KiB per system call) so a burst of small frames costs one read. Every
-blocking call has a deadline, and a peer that closes or sends garbage raises BrokenError.
+blocking call has a deadline, and a peer that closes or sends garbage raises BrokenError; a
+length over the limit raises FrameTooLarge before anything is allocated, and a large frame's
+buffer grows only as its bytes arrive (`faabric.transport.limits`).
 The socket stays in blocking mode with kernel send/receive timeouts (SO_SNDTIMEO and
 SO_RCVTIMEO) rather than Python's socket timeout, which would add a poll(2) — and one more
 release of the GIL — to every send and receive. This module must not know what the messages
@@ -21,9 +23,10 @@ from typing import Any
 
 from faabric.errors import BrokenError, ClosedError, TimeoutError_
 from faabric.messages.codec import Codec
+from faabric.transport.limits import CONTROL_MAX_FRAME, check_length, read_growing
 
 _HEADER = struct.Struct(">I")
-DEFAULT_MAX_FRAME = 1 << 30
+DEFAULT_MAX_FRAME = CONTROL_MAX_FRAME
 DEFAULT_IO_TIMEOUT = 30.0
 _READ_AHEAD = 64 << 10
 
@@ -48,15 +51,17 @@ class FramedSocket:
         *,
         io_timeout: float = DEFAULT_IO_TIMEOUT,
         max_frame: int = DEFAULT_MAX_FRAME,
+        setting: str = "control_max_frame",
     ) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(None)
-        limit = _timeval(io_timeout)
+        limit = timeval(io_timeout)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
         self._sock = sock
         self._codec = codec
         self._max_frame = max_frame
+        self._setting = setting  # the option that sets max_frame, named in errors
         self._send_lock = threading.Lock()
         self._closed = False
         self._chunk = bytearray(_READ_AHEAD)
@@ -108,8 +113,7 @@ class FramedSocket:
             elif not self._readable(timeout):
                 raise TimeoutError_(f"no message from {self.peer} within {timeout} s")
         (length,) = _HEADER.unpack(self._read_exact(_HEADER.size))
-        if length > self._max_frame:
-            raise BrokenError(f"{self.peer} sent a frame of {length} bytes, over the limit")
+        check_length(length, self._max_frame, self._setting, self.peer)
         return self._codec.decode(self._read_exact(length))
 
     def close(self) -> None:
@@ -146,19 +150,14 @@ class FramedSocket:
             raise BrokenError(f"connection to {self.peer} failed: {exc}") from exc
         return bool(ready)
 
-    def _read_exact(self, size: int) -> bytes:
+    def _read_exact(self, size: int) -> bytes | bytearray:
         # Small frames come out of the read-ahead buffer: one recv often brings several.
         buffered = len(self._inbox) - self._taken
         if size - buffered > _READ_AHEAD:  # a large frame: read the rest into its own buffer
-            buf = bytearray(size)
-            buf[:buffered] = self._inbox[self._taken :]
+            head = self._inbox[self._taken :]
             self._inbox.clear()
             self._taken = 0
-            view = memoryview(buf)
-            got = buffered
-            while got < size:
-                got += self._recv_into(view[got:])
-            return bytes(buf)
+            return read_growing(self._fill, size, head)
         while len(self._inbox) - self._taken < size:
             n = self._recv_into(self._chunk)
             self._inbox += self._chunk[:n]
@@ -171,6 +170,11 @@ class FramedSocket:
             del self._inbox[: self._taken]
             self._taken = 0
         return data
+
+    def _fill(self, view: memoryview) -> None:
+        got = 0
+        while got < len(view):
+            got += self._recv_into(view[got:])
 
     def _recv_into(self, view: memoryview | bytearray, *, idle: bool = False) -> int:
         """Receive into `view`; a receive timeout raises BlockingIOError if `idle` (no message
@@ -190,7 +194,7 @@ class FramedSocket:
         return n
 
 
-def _timeval(seconds: float) -> bytes:
+def timeval(seconds: float) -> bytes:
     """A `struct timeval` for SO_SNDTIMEO / SO_RCVTIMEO (at least 1 µs: 0 means never)."""
     micros = max(1, round(seconds * 1e6))
     return struct.pack("ll", micros // 1_000_000, micros % 1_000_000)

@@ -60,6 +60,7 @@ from faabric.messages.types import Batch, Cancelled, Failed, GranuleResult
 from faabric.mpi.migration import CalledOff, Decision, Freeze, Start
 from faabric.transport.auth import CONTROL, connect_handshake
 from faabric.transport.framing import FramedSocket, connect
+from faabric.transport.limits import CONTROL_MAX_FRAME
 from faabric.transport.outbox import Outbox
 from faabric.wasm.host import GuestFault
 from faabric.worker.parked import ParkedRanks
@@ -150,6 +151,7 @@ class Worker:
         data_address: str = "",
         migrating: Migrating | None = None,
         courier: Courier | None = None,
+        max_frame: int = CONTROL_MAX_FRAME,
     ) -> None:
         self.name = name
         self.slots = slots
@@ -160,6 +162,7 @@ class Worker:
         self._data_address = data_address
         self._migrating = migrating
         self._courier = courier
+        self._max_frame = max_frame  # of frames from the planner
         self.parked = ParkedRanks()
         self.scaling = ScaleClient(self._send)
         self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
@@ -222,7 +225,7 @@ class Worker:
         except FaabricError:
             sock.close()
             raise
-        conn = FramedSocket(sock, CONTROL_CODEC)
+        conn = FramedSocket(sock, CONTROL_CODEC, max_frame=self._max_frame)
         conn.send(Register(self.name, self.slots, __version__, self._data_address))
         try:
             answer = conn.recv(REGISTER_TIMEOUT)
