@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from faabric.abi.state import Departure, MpiRank, state_of
-from faabric.mpi import memory
+from faabric.mpi import memory, rma
 from faabric.mpi.matching import ANY, Envelope, Pattern
 from faabric.mpi.migration import Leave
 from faabric.wasm.host import (
@@ -24,6 +24,7 @@ from faabric.wasm.host import (
 )
 
 IMPORT_MODULE = "faabric_mpi"
+MAX_SEGMENTS = 1 << 20  # (offset, length) pairs one RMA operation may name
 I32: ValKind = "i32"
 
 
@@ -94,6 +95,8 @@ def abort(call: HostCall, code: int) -> None:
 def isend(call: HostCall, ctx: int, dest: int, tag: int, buf: int, length: int, sync: int,
           req: int) -> int:
     me = _rank(call)
+    if not 0 <= ctx < rma.RESERVED_CTX:
+        raise GuestFault(f"MPI context {ctx} is reserved for the host")
     if not 0 <= dest < me.world.layout.size:
         return memory.E_RANK
     if tag < 0:
@@ -174,6 +177,48 @@ def migrate(call: HostCall, epoch: int, area: int, size: int) -> int:
     return int(outcome.moved)
 
 
+def win_expose(call: HostCall, win: int, base: int, length: int) -> int:
+    me = _rank(call)
+    if length < 0:
+        return memory.E_COUNT
+    address = _address(call, me, base, length, "window")
+    me.world.rma.expose(me.rank, win, address, length)
+    return memory.OK
+
+
+def win_withdraw(call: HostCall, win: int) -> int:
+    me = _rank(call)
+    me.world.rma.withdraw(me.rank, win)
+    return memory.OK
+
+
+def rma_op(call: HostCall, kind: int, win: int, target: int, segs: int, nsegs: int,
+           data: int, req: int) -> int:
+    me = _rank(call)
+    if not 0 <= target < me.world.layout.size:
+        return memory.E_RANK
+    if kind not in (rma.PUT, rma.GET) or not 0 <= nsegs <= MAX_SEGMENTS:
+        return memory.E_COUNT
+    raw = memory.read(_address(call, me, segs, 8 * nsegs, "RMA segments"), 8 * nsegs)
+    try:
+        segments = rma.Segments.parse(raw)
+    except ValueError:
+        return memory.E_COUNT
+    address = _address(call, me, data, segments.total, "RMA buffer")
+    request = _address(call, me, req, memory.REQUEST_SIZE, "MPI request")
+    me.world.rma.operate(me.rank, kind, win, target, segments, address, request)
+    return memory.OK
+
+
+def win_lock(call: HostCall, win: int, target: int, kind: int, acquire: int, req: int) -> int:
+    me = _rank(call)
+    if not 0 <= target < me.world.layout.size:
+        return memory.E_RANK
+    request = _address(call, me, req, memory.REQUEST_SIZE, "MPI request")
+    me.world.rma.lock(me.rank, win, target, kind, bool(acquire), request)
+    return memory.OK
+
+
 def _fn(
     name: str, params: int, impl: Callable[..., int | None], result: bool = True
 ) -> HostFunction:
@@ -197,4 +242,8 @@ MPI_FUNCTIONS: tuple[HostFunction, ...] = (
     _fn("fmpi_wait_change", 1, wait_change),
     _fn("fmpi_migration_epoch", 1, migration_epoch),
     _fn("fmpi_migrate", 3, migrate),
+    _fn("fmpi_win_expose", 3, win_expose),
+    _fn("fmpi_win_withdraw", 1, win_withdraw),
+    _fn("fmpi_rma", 7, rma_op),
+    _fn("fmpi_win_lock", 5, win_lock),
 )

@@ -29,7 +29,9 @@ from faabric.mpi.matching import (
     Remote,
 )
 from faabric.mpi.moving import RankRecord
+from faabric.mpi.onesided import OneSided
 from faabric.mpi.ranks import Layout, Network, Pull, RankState
+from faabric.mpi.rma import RESERVED_CTX
 from faabric.wasm.host import GuestFault
 
 EAGER_LIMIT = 64 << 10  # bytes: larger same-host sends wait for their receive (one copy)
@@ -58,6 +60,7 @@ class LocalWorld:
         self._tokens: dict[int, tuple[int, int]] = {}  # token -> (rank, request address)
         self._pulls: list[Pull] = []  # copies handed to whichever side waits first
         self.moves = threading.Condition(self._lock)  # the migration protocol waits on it
+        self.rma = OneSided(app_id, network, self._lock, self)  # windows (one-sided)
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class LocalWorld:
                 return
             state.running = False
             state.queues.posted.clear()
+            self.rma.forget(rank)
             self._tokens = {t: v for t, v in self._tokens.items() if v[0] != rank}
             for other in self._ranks.values():
                 self._copy_out_in_place(other, rank)
@@ -270,6 +274,9 @@ class LocalWorld:
         `read_into(address, n)` reads the first n payload bytes to `address` and skips the
         rest; `read_bytes()` reads the whole payload. Exactly one of them is called.
         """
+        if envelope.ctx >= RESERVED_CTX:  # one-sided traffic, served by the host
+            self.rma.arrive(envelope, dest, read_bytes())
+            return
         with self._lock:
             target = self._rank(dest)
             posted = target.queues.take_posted(envelope)
@@ -443,6 +450,7 @@ class LocalWorld:
         """Remove rank `rank`, whose memory starts at `base`, for a move to another host; its
         messages still in a sender's memory here are copied first. Call with the lock held."""
         state = self._rank(rank)
+        self.rma.forget(rank)
         for other in self._ranks.values():
             self._copy_out_in_place(other, rank)
         for i, arrived in enumerate(state.queues.arrived):
@@ -478,6 +486,10 @@ class LocalWorld:
     def check(self) -> None:
         """Raise GuestFault if the world failed. Call with the lock held."""
         self._check()
+
+    def bump(self, rank: int) -> None:
+        """A request of local rank `rank` completed. Call with the lock held."""
+        self._bump(self._rank(rank))
 
     def _next_handle(self) -> int:
         self._handles = self._handles % 0x7FFF_FFFF + 1

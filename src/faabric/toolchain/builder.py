@@ -80,6 +80,7 @@ def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> st
         digest.update(part)
     digest.update(b"asyncify-2")  # the migration rewrite of movable.py
     digest.update(b"atomics-1")  # the atomics rewrite of atomics.py
+    digest.update(b"mman-1")  # wasi-libc's mmap emulation on every link
     for support in (*sorted(INCLUDE_DIR.glob("*.h")), *SHIMS):
         digest.update(support.name.encode())
         digest.update(support.read_bytes())

@@ -42,6 +42,11 @@ _WRAPPED = ("malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_al
 # stdio output, serialised by lib/omp/stdio_lock.c (wasi-libc's FILEs have no locks)
 _WRAPPED_STDIO = ("vfprintf", "fwrite", "fputs", "puts", "fputc", "putc", "putchar", "fflush")
 _NO_LINK = frozenset({"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only"})
+# wasi-libc's mmap emulation (anonymous and private file mappings, copied into linear
+# memory): its header wants the macro, and the archive adds code only to programs that call
+# mmap/munmap, as the linker takes only referenced members.
+MMAN_DEFINE = "-D_WASI_EMULATED_MMAN"
+MMAN_LIBRARY = "-lwasi-emulated-mman"
 _THREAD_FLAGS = frozenset({"-fopenmp", "-pthread"})
 
 
@@ -82,7 +87,7 @@ def command_line(
     links = not any(arg in _NO_LINK for arg in args)
     threaded = is_thread_capable(args)
     # wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
-    cmd = [str(compiler), TARGET, "-msimd128", "-isystem", str(INCLUDE_DIR)]
+    cmd = [str(compiler), TARGET, "-msimd128", "-isystem", str(INCLUDE_DIR), MMAN_DEFINE]
     if tools is not None:
         cmd.append(f"-B{tools}")
     if not any(arg.startswith("-O") for arg in args):
@@ -99,6 +104,7 @@ def command_line(
     if links and libraries:
         cmd += ["-x", "none", *(str(lib) for lib in libraries)]
     if links:
+        cmd.append(MMAN_LIBRARY)
         cmd.append("-Wl,--allow-undefined")
         # A migrating rank's stack pointer travels with it (see movable.py).
         cmd.append(_threaded_link_flags() if threaded else "-Wl,--export=__stack_pointer")

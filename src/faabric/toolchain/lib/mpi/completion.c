@@ -52,6 +52,7 @@ int MPI_Request_free(MPI_Request *request) {
     fm_request *r = request ? fm_request_get(*request) : NULL;
     if (r == NULL)
         return fm_raise(MPI_COMM_WORLD, MPI_ERR_REQUEST, "MPI_Request_free");
+    fm_icoll_poll();
     if (r->active && !r->host.done) {
         r->freed = 1; /* completed and released by fm_requests_drain */
         *request = MPI_REQUEST_NULL;

@@ -41,6 +41,11 @@ static const char *const texts[] = {
     [MPI_ERR_FILE] = "invalid file",
     [MPI_ERR_SPAWN] = "spawn failed",
     [MPI_ERR_UNSUPPORTED_OPERATION] = "operation not supported",
+    [MPI_ERR_RMA_SYNC] = "invalid RMA synchronization",
+    [MPI_ERR_RMA_RANGE] = "target memory is not part of the window",
+    [MPI_ERR_DISP] = "invalid displacement",
+    [MPI_ERR_LOCKTYPE] = "invalid lock type",
+    [MPI_ERR_ASSERT] = "invalid assertion",
 };
 
 static const char *const names[] = {
@@ -50,7 +55,8 @@ static const char *const names[] = {
     "MPI_ERR_TRUNCATE", "MPI_ERR_OTHER", "MPI_ERR_INTERN", "MPI_ERR_IN_STATUS",
     "MPI_ERR_PENDING", "MPI_ERR_NO_MEM", "MPI_ERR_INFO", "MPI_ERR_KEYVAL",
     "MPI_ERR_ERRHANDLER", "MPI_ERR_WIN", "MPI_ERR_FILE", "MPI_ERR_SPAWN",
-    "MPI_ERR_UNSUPPORTED_OPERATION",
+    "MPI_ERR_UNSUPPORTED_OPERATION", "MPI_ERR_RMA_SYNC", "MPI_ERR_RMA_RANGE", "MPI_ERR_DISP",
+    "MPI_ERR_LOCKTYPE", "MPI_ERR_ASSERT",
 };
 
 /* User handlers; slots 0..2 are NULL, fatal and return. refs == 0 marks a free slot. */

@@ -145,7 +145,26 @@ typedef void (*fm_kernel)(const void *in, void *inout, int n);
 fm_kernel fm_kernel_for(MPI_Op op, MPI_Datatype type);
 
 /* ---- requests and waiting (request.c, wait.c) ---- */
-enum { FM_REQ_SEND = 1, FM_REQ_RECV = 2, FM_REQ_NULLOP = 3 };
+enum { FM_REQ_SEND = 1, FM_REQ_RECV = 2, FM_REQ_NULLOP = 3, FM_REQ_COLL = 4 };
+
+/* A non-blocking collective in flight (icoll.c): its messages, and what to do once they are
+   all done. Received blocks sit packed in `in`, one `slot` per rank in rank order (this
+   rank's own included), or a single slot when `only` names the one rank sending. */
+enum { FM_ICOLL_SYNC = 1, FM_ICOLL_BLOCKS, FM_ICOLL_REDUCE };
+typedef struct fm_icoll {
+    int kind;
+    fmpi_req *msgs; /* never moved while the host may write them */
+    int nmsgs;
+    char *out;      /* packed outgoing data (owned) */
+    char *in;       /* packed incoming blocks (owned) */
+    int slot;       /* bytes of one block */
+    int rank, size;
+    int only;       /* BLOCKS: -1 for one block per rank, else the single sender */
+    void *recvbuf;
+    int count;      /* elements of one block */
+    MPI_Datatype type;
+    MPI_Op op;
+} fm_icoll;
 
 typedef struct fm_request {
     fmpi_req host;     /* must not move while pending: requests are never reallocated */
@@ -162,6 +181,7 @@ typedef struct fm_request {
     int peer, tag, sync; /* persistent requests: what to post at MPI_Start */
     const void *sendbuf;
     int cancelled;
+    fm_icoll *coll;    /* FM_REQ_COLL: the collective's messages and finishing work */
 } fm_request;
 
 fm_request *fm_request_get(MPI_Request handle);
@@ -191,10 +211,19 @@ MPI_Status *fm_status_at(MPI_Status statuses[], int i);
 void fm_requests_drain(void);
 int fm_host_error(int code); /* FMPI_E_* -> MPI error class */
 
+/* ---- non-blocking collectives (icoll.c) ---- */
+fm_icoll *fm_icoll_new(int kind, int nmsgs); /* room for nmsgs messages; NULL: no memory */
+void fm_icoll_free(fm_icoll *k);
+fmpi_req *fm_icoll_msg(fm_icoll *k);         /* the next message slot */
+int fm_icoll_start(fm_icoll *k, MPI_Comm comm, MPI_Request *request);
+void fm_icoll_poll(void);                    /* marks finished collectives done */
+int fm_icoll_finish(fm_request *r);          /* unpacks or reduces; frees r->coll */
+
 /* ---- internal messaging for collectives (coll_util.c) ---- */
 enum {
     FM_TAG_BARRIER = 1, FM_TAG_BCAST, FM_TAG_REDUCE, FM_TAG_GATHER, FM_TAG_SCATTER,
-    FM_TAG_ALLTOALL, FM_TAG_SCAN, FM_TAG_GATHERV, FM_TAG_SCATTERV, FM_TAG_RING
+    FM_TAG_ALLTOALL, FM_TAG_SCAN, FM_TAG_GATHERV, FM_TAG_SCATTERV, FM_TAG_RING, FM_TAG_ICOLL,
+    FM_TAG_WIN
 };
 /* Blocking collective-context send/receive of raw bytes between comm ranks. */
 void fm_csend(const fm_comm *c, int to, int tag, const void *buf, int len);
@@ -276,6 +305,46 @@ int fm_batch_finish(fm_batch *b);
 /* Copies scount elements of st at src into rcount elements of rt at dst (through packing). */
 int fm_local_copy(const void *src, int scount, const fm_type *st, void *dst, int rcount,
                   const fm_type *rt);
+
+/* ---- one-sided communication (win.c, win_sync.c, rma.c, rma_update.c) ---- */
+typedef struct fm_rma_op {
+    fmpi_req host;       /* never moved while pending */
+    int target;          /* comm rank */
+    void *tmp;           /* get: landing buffer to unpack from (owned), or NULL */
+    void *origin;        /* get through tmp: where to unpack */
+    int count;
+    MPI_Datatype type;
+} fm_rma_op;
+
+typedef struct fm_win {
+    MPI_Comm comm;       /* a duplicate of the creating communicator; its ctx names the window */
+    void *base;
+    MPI_Aint size;
+    int disp_unit, flavor, model;
+    MPI_Aint *sizes;     /* every rank's window size and displacement unit, by comm rank */
+    int *units;
+    int *locks;          /* by target: 0, or the MPI_LOCK_* held (negative: MPI_MODE_NOCHECK) */
+    fm_rma_op **ops;     /* started, not yet completed */
+    int nops, capops;
+    void *owned;         /* MPI_Win_allocate's memory */
+} fm_win;
+
+fm_win *fm_win_get(MPI_Win win); /* NULL for an invalid or null handle */
+int fm_win_open(void);           /* windows this rank has not freed */
+int fm_win_ctx(const fm_win *w); /* the window's id for the host */
+int fm_win_world(const fm_win *w, int rank); /* comm rank -> world rank */
+/* Remembers a started operation until its epoch ends; MPI_ERR_NO_MEM. */
+int fm_win_track(fm_win *w, fm_rma_op *op);
+/* Waits for the operations to `target` (-1: all); the first error among them. */
+int fm_win_complete(fm_win *w, int target);
+/* Takes (acquire = 1) or gives back a host lock (FMPI_LOCK_*) on target; waits. */
+int fm_win_lock_host(fm_win *w, int target, int kind, int acquire);
+/* Byte segments of `count` elements of `t` at target_disp in target's window, merged where
+   adjacent; MPI_ERR_RMA_RANGE if outside it. *segs is (offset, length) pairs (caller frees). */
+int fm_win_segments(const fm_win *w, int target, MPI_Aint disp, int count, const fm_type *t,
+                    int32_t **segs, int *nsegs);
+/* A blocking PUT or GET of packed bytes; MPI error code. */
+int fm_rma_now(fm_win *w, int kind, int target, const int32_t *segs, int nsegs, void *data);
 
 /* ---- misc ---- */
 void *fm_alloc(size_t n); /* malloc that never returns NULL for n == 0 */

@@ -30,6 +30,12 @@
 #define FMPI_E_TAG 2      /* tag < 0 (other than FMPI_ANY_TAG on receives) */
 #define FMPI_E_COUNT 3    /* negative length */
 #define FMPI_E_TRUNCATE 4 /* the message was longer than the receive buffer (req.error only) */
+#define FMPI_E_WIN 5      /* one-sided: the target exposes no such window (req.error only) */
+#define FMPI_E_RANGE 6    /* one-sided: a segment lies outside the target's window (ditto) */
+#define FMPI_E_SYNC 7     /* one-sided: a lock given back that was not held (ditto) */
+
+/* Contexts from here up are the host's own: messages must not use them. */
+#define FMPI_RESERVED_CTX 0x40000000
 
 typedef struct fmpi_req {
     volatile int32_t done; /* 0 while pending; 1 once complete (written last) */
@@ -90,5 +96,31 @@ FMPI_IMPORT(fmpi_migration_epoch) int32_t fmpi_migration_epoch(int32_t at_barrie
    call stack and pending requests; `area` (`size` bytes of guest memory) holds their call
    stack meanwhile. Returns 1 if the placement changed, 0 if the move was called off. */
 FMPI_IMPORT(fmpi_migrate) int32_t fmpi_migrate(int32_t epoch, void *area, int32_t size);
+
+/* One-sided communication. A window is a context id the library agreed on for it; each rank
+   exposes [base, base + size) of its memory under it, and the host serves other ranks'
+   operations on it without this rank calling in: until fmpi_win_withdraw they may read and
+   write that memory at any time. */
+FMPI_IMPORT(fmpi_win_expose) int32_t fmpi_win_expose(int32_t win, void *base, int32_t size);
+FMPI_IMPORT(fmpi_win_withdraw) int32_t fmpi_win_withdraw(int32_t win);
+
+#define FMPI_RMA_PUT 1
+#define FMPI_RMA_GET 2
+/* Writes (PUT) or reads (GET) world rank `target`'s window `win`: `segs` holds `nsegs`
+   (offset, length) int32 pairs in that window, and `data` their bytes one after the other
+   (PUT: read at the call; GET: written before done). `req` completes (error FMPI_OK,
+   FMPI_E_WIN or FMPI_E_RANGE) once the target's memory was written or read. */
+FMPI_IMPORT(fmpi_rma)
+int32_t fmpi_rma(int32_t kind, int32_t win, int32_t target, const int32_t *segs, int32_t nsegs,
+                 void *data, fmpi_req *req);
+
+#define FMPI_LOCK_SHARED 1
+#define FMPI_LOCK_EXCLUSIVE 2
+#define FMPI_LOCK_UPDATE 3 /* serialises read-modify-write cycles; independent of the others */
+/* Asks for (acquire = 1) or gives back (0) a lock of `kind` on `target`'s window `win`.
+   `req` completes once it is granted (first come, first served; shared locks together) or
+   given back (error FMPI_E_SYNC if it was not held). */
+FMPI_IMPORT(fmpi_win_lock)
+int32_t fmpi_win_lock(int32_t win, int32_t target, int32_t kind, int32_t acquire, fmpi_req *req);
 
 #endif

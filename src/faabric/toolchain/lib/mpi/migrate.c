@@ -4,7 +4,8 @@
  * and tells the others, then every rank enters fmpi_migrate together. A rank that moves
  * leaves through that call (its call stack is saved in `unwind_area`) and comes back out of
  * it on its new host; afterwards every communicator learns where its ranks run now, so the
- * locality-aware collectives stay consistent across ranks. Must not be called by one rank
+ * locality-aware collectives stay consistent across ranks. Ranks with open windows do not
+ * move. Must not be called by one rank
  * alone: every rank of the world reaches the same points in the same order.
  */
 #include <faabric.h>
@@ -26,6 +27,12 @@ int fm_migration_point(int at_barrier, int epoch) {
         epoch = offered;
     }
     if (epoch <= 0)
+        return 0;
+    /* Windows are memory other ranks' hosts write at any time: no rank moves while any has
+       one open (the offer stays for a later point). Every rank gets here with the epoch. */
+    int open = fm_win_open() > 0, any = 0;
+    MPI_Allreduce(&open, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    if (any)
         return 0;
     int moved = fmpi_migrate(epoch, unwind_area, UNWIND_BYTES);
     if (moved)

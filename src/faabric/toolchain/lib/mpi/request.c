@@ -30,6 +30,7 @@ fm_request *fm_request_at(int index, MPI_Request *handle) {
 /* Releases requests the program freed while pending that have completed since. */
 static int reap(void) {
     int found = -1;
+    fm_icoll_poll();
     for (int i = 0; i < nreqs; i++) {
         if (reqs[i] != NULL && reqs[i]->freed && reqs[i]->host.done) {
             MPI_Request h = i + 1;
@@ -73,6 +74,7 @@ int fm_request_new(int kind, MPI_Comm comm, MPI_Request *handle) {
 
 void fm_request_release(MPI_Request *handle) {
     if (*handle > 0 && *handle <= nreqs && reqs[*handle - 1] != NULL) {
+        fm_icoll_free(reqs[*handle - 1]->coll);
         free(reqs[*handle - 1]->tmp);
         free(reqs[*handle - 1]);
         reqs[*handle - 1] = NULL;
@@ -87,6 +89,9 @@ int fm_host_error(int code) {
     case FMPI_E_TAG: return MPI_ERR_TAG;
     case FMPI_E_COUNT: return MPI_ERR_COUNT;
     case FMPI_E_TRUNCATE: return MPI_ERR_TRUNCATE;
+    case FMPI_E_WIN: return MPI_ERR_WIN;
+    case FMPI_E_RANGE: return MPI_ERR_RMA_RANGE;
+    case FMPI_E_SYNC: return MPI_ERR_RMA_SYNC;
     default: return MPI_ERR_INTERN;
     }
 }
@@ -177,6 +182,8 @@ int fm_request_complete(fm_request *r, MPI_Status *status) {
             status->MPI_SOURCE = MPI_PROC_NULL;
     } else if (r->kind == FM_REQ_RECV) {
         err = complete_recv(r, status);
+    } else if (r->kind == FM_REQ_COLL) {
+        err = fm_icoll_finish(r);
     }
     free(r->tmp);
     r->tmp = NULL;

@@ -7,14 +7,27 @@
 #define UNSUPPORTED(name, params)                                                              \
     int name params { return fm_unsupported(#name); }
 
-UNSUPPORTED(MPI_Ibarrier, (MPI_Comm comm, MPI_Request *request))
-UNSUPPORTED(MPI_Ibcast, (void *buffer, int count, MPI_Datatype datatype, int root,
-                         MPI_Comm comm, MPI_Request *request))
-UNSUPPORTED(MPI_Ireduce, (const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype,
-                          MPI_Op op, int root, MPI_Comm comm, MPI_Request *request))
-UNSUPPORTED(MPI_Iallreduce, (const void *sendbuf, void *recvbuf, int count,
-                             MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
-                             MPI_Request *request))
+UNSUPPORTED(MPI_Win_allocate_shared, (MPI_Aint size, int disp_unit, MPI_Info info,
+                                      MPI_Comm comm, void *baseptr, MPI_Win *win))
+UNSUPPORTED(MPI_Win_create_dynamic, (MPI_Info info, MPI_Comm comm, MPI_Win *win))
+UNSUPPORTED(MPI_Win_attach, (MPI_Win win, void *base, MPI_Aint size))
+UNSUPPORTED(MPI_Win_detach, (MPI_Win win, const void *base))
+UNSUPPORTED(MPI_Win_post, (MPI_Group group, int assert, MPI_Win win))
+UNSUPPORTED(MPI_Win_start, (MPI_Group group, int assert, MPI_Win win))
+UNSUPPORTED(MPI_Win_complete, (MPI_Win win))
+UNSUPPORTED(MPI_Win_wait, (MPI_Win win))
+UNSUPPORTED(MPI_Rput, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                       int target_rank, MPI_Aint target_disp, int target_count,
+                       MPI_Datatype target_datatype, MPI_Win win, MPI_Request *request))
+UNSUPPORTED(MPI_Rget, (void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
+                       int target_rank, MPI_Aint target_disp, int target_count,
+                       MPI_Datatype target_datatype, MPI_Win win, MPI_Request *request))
+UNSUPPORTED(MPI_Igather, (const void *sendbuf, int sendcount, MPI_Datatype sendtype,
+                          void *recvbuf, int recvcount, MPI_Datatype recvtype, int root,
+                          MPI_Comm comm, MPI_Request *request))
+UNSUPPORTED(MPI_Iscatter, (const void *sendbuf, int sendcount, MPI_Datatype sendtype,
+                           void *recvbuf, int recvcount, MPI_Datatype recvtype, int root,
+                           MPI_Comm comm, MPI_Request *request))
 UNSUPPORTED(MPI_Alltoallw, (const void *sendbuf, const int sendcounts[], const int sdispls[],
                             const MPI_Datatype sendtypes[], void *recvbuf,
                             const int recvcounts[], const int rdispls[],
@@ -26,16 +39,6 @@ UNSUPPORTED(MPI_Intercomm_create, (MPI_Comm local_comm, int local_leader, MPI_Co
                                    int remote_leader, int tag, MPI_Comm *newintercomm))
 UNSUPPORTED(MPI_Graph_create, (MPI_Comm comm_old, int nnodes, const int index[],
                                const int edges[], int reorder, MPI_Comm *comm_graph))
-UNSUPPORTED(MPI_Win_create, (void *base, MPI_Aint size, int disp_unit, MPI_Info info,
-                             MPI_Comm comm, MPI_Win *win))
-UNSUPPORTED(MPI_Win_free, (MPI_Win *win))
-UNSUPPORTED(MPI_Win_fence, (int assert, MPI_Win win))
-UNSUPPORTED(MPI_Put, (const void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
-                      int target_rank, MPI_Aint target_disp, int target_count,
-                      MPI_Datatype target_datatype, MPI_Win win))
-UNSUPPORTED(MPI_Get, (void *origin_addr, int origin_count, MPI_Datatype origin_datatype,
-                      int target_rank, MPI_Aint target_disp, int target_count,
-                      MPI_Datatype target_datatype, MPI_Win win))
 UNSUPPORTED(MPI_Mprobe, (int source, int tag, MPI_Comm comm, MPI_Message *message,
                          MPI_Status *status))
 UNSUPPORTED(MPI_Mrecv, (void *buf, int count, MPI_Datatype datatype, MPI_Message *message,

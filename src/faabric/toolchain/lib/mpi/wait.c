@@ -14,6 +14,7 @@
 #define FM_SPIN 2000 /* reads of the done flags before sleeping in the host */
 
 int fm_done_index(fmpi_req *const *reqs, int n, int want_all) {
+    fm_icoll_poll();
     for (int i = 0; i < n; i++) {
         if (reqs[i] == NULL)
             continue;
@@ -59,6 +60,8 @@ int fm_lookup(MPI_Request handle, fm_request **r) {
     if (found == NULL)
         return MPI_ERR_REQUEST;
     *r = found->active ? found : NULL;
+    if (found->kind == FM_REQ_COLL)
+        fm_icoll_poll();
     return MPI_SUCCESS;
 }
 
