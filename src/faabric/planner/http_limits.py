@@ -3,11 +3,12 @@
 `GuardedHandler` is the base of the API's request handler. It reads every connection through
 a reader with deadlines: a connection may stay silent `idle_timeout` seconds, a request's
 line and headers must arrive within `header_timeout` seconds of its first byte, and a body
-within `idle_timeout` plus its length at MIN_BODY_RATE. It accepts exactly one well-formed
-Content-Length and no Transfer-Encoding, refuses documents nested deeper than `max_depth`
-before parsing them, and answers everything it refuses (a malformed request line or header
-included) with a JSON error body, never an HTML page. `GuardedServer` logs a connection that
-fails in one line. This module must not route requests nor know the API's endpoints.
+(or an answer, going out) within `idle_timeout` plus its length at MIN_BODY_RATE. It
+accepts exactly one well-formed Content-Length and no Transfer-Encoding, refuses documents
+nested deeper than `max_depth` before parsing them, and answers everything it refuses (a
+malformed request line or header included) with a JSON error body, never an HTML page.
+`GuardedServer` logs a connection that fails in one line. This module must not route
+requests nor know the API's endpoints.
 """
 
 from __future__ import annotations
@@ -108,6 +109,27 @@ class _DeadlineReader(io.RawIOBase):
         return n
 
 
+class _DeadlineWriter(io.BufferedIOBase):
+    """Writes to a socket, each write within `idle_timeout` plus its length at MIN_BODY_RATE
+    (a socket timeout bounds a whole `sendall`, so a large answer needs longer)."""
+
+    def __init__(self, sock: socket.socket, limits: HttpLimits) -> None:
+        self._sock = sock
+        self._idle = limits.idle_timeout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        self._sock.settimeout(self._idle + size / MIN_BODY_RATE)
+        try:
+            self._sock.sendall(data)
+        finally:
+            self._sock.settimeout(self._idle)
+        return size
+
+
 class GuardedHandler(BaseHTTPRequestHandler):
     """Request plumbing within bounds; subclasses route (`do_*`) and answer."""
 
@@ -121,6 +143,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(limits.idle_timeout)
         self._reader = _DeadlineReader(self.connection, limits)
         self.rfile = io.BufferedReader(self._reader)
+        self.wfile = _DeadlineWriter(self.connection, limits)
 
     def handle_one_request(self) -> None:
         self._reader.await_request()
