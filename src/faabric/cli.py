@@ -1,4 +1,5 @@
-"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status, evict, experiment.
+"""The `faabric` command: run, cc/c++, planner, worker, cluster up, status, cancel, evict,
+experiment.
 
 Parses arguments, builds configs (command line > environment > TOML > defaults), reads the
 cluster token once (`--token-file`, else FAABRIC_TOKEN, else the configured token file),
@@ -22,11 +23,13 @@ from typing import Any
 
 from faabric import __version__
 from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, WorkerConfig, load
-from faabric.errors import ConfigError, FaabricError
+from faabric.errors import ApiError, ConfigError, FaabricError
 
 EXIT_USAGE = 2
 TOKEN_HELP = ("file holding the cluster token (default: FAABRIC_TOKEN, else "
               "~/.config/faabric/token)")
+OUTPUT_LIMIT_HELP = ("bytes of stdout, and of stderr, kept per granule (default 16 MiB); "
+                     "output past it is dropped and the result says it was truncated")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_cluster(sub)
     _add_status(sub)
+    _add_cancel(sub)
     _add_evict(sub)
     _add_experiment(sub)
     sub.add_parser("cc", help="compile C to wasm (clang-style arguments)")
@@ -93,7 +97,9 @@ def _add_run(sub: Any) -> None:
         "run", help="compile if needed and run a program as N granules",
         description="Compile if needed and run a program as N granules. Every granule's "
         "environment holds this shell's OMP_* variables, the variables given with -x and "
-        "those given with --env; --env wins over -x, which wins over the inherited OMP_*.",
+        "those given with --env; --env wins over -x, which wins over the inherited OMP_*. "
+        "The app lives as long as the run: Ctrl-C or SIGTERM cancels it (exit 130 or 143), "
+        "as does the run's connection to the planner closing; --detach leaves it running.",
     )
     p.add_argument("-n", type=int, dest="n", help="number of granules (default 1)")
     p.add_argument("--hosts", type=int, help="embedded cluster: worker processes (default 1)")
@@ -119,6 +125,12 @@ def _add_run(sub: Any) -> None:
                    "at each fork (docs/openmp.md)")
     p.add_argument("--policy", help="scheduling policy of this app: bin-pack, compact or "
                    "spot (default: the cluster's)")
+    p.add_argument("--output-limit", type=int, dest="output_limit", metavar="BYTES",
+                   help="embedded cluster: " + OUTPUT_LIMIT_HELP + " (a running cluster's "
+                   "workers set theirs: 'faabric worker --output-limit')")
+    p.add_argument("--detach", action="store_true",
+                   help="with --planner: submit, print the app id and return at once; the "
+                   "app runs on ('faabric cancel APP' stops it)")
     p.add_argument("--token-file", dest="token_file",
                    help=TOKEN_HELP + "; with --planner only: an embedded cluster makes its own")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -147,6 +159,8 @@ def _add_worker(sub: Any) -> None:
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("--slots", type=int, help="granules run at once (default: CPUs)")
     p.add_argument("--name", help="host name to register under (default: <hostname>-<pid>)")
+    p.add_argument("--output-limit", type=int, dest="output_limit", metavar="BYTES",
+                   help=OUTPUT_LIMIT_HELP)
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.set_defaults(func=_cmd_worker)
@@ -176,6 +190,24 @@ def _add_status(sub: Any) -> None:
     p.set_defaults(func=_cmd_status)
 
 
+def _add_cancel(sub: Any) -> None:
+    p = sub.add_parser("cancel", help="cancel apps: their granules are stopped and their "
+                       "slots freed",
+                       description="Cancel apps by id ('faabric status' lists them): each "
+                       "finishes at once, its granules cancelled, and its slots go to the "
+                       "next apps. An app that has finished already is left as it is.")
+    p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
+    p.add_argument("apps", nargs="+", type=_app_id, metavar="APP", help="an app id")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
+    p.set_defaults(func=_cmd_cancel)
+
+
+def _app_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"an app id is a positive integer, not {text!r}")
+    return int(text)
+
+
 def _add_evict(sub: Any) -> None:
     p = sub.add_parser("evict", help="announce a worker's eviction: it gets no new granules "
                        "and its apps are moved away or frozen")
@@ -200,10 +232,14 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     if args and args[0] == "--":
         args = args[1:]
     options = _options(ns, "n", "hosts", "slots", "planner", "timeout", "memory_limit",
-                       "migrate_every", "elastic", "policy", "token_file")
+                       "migrate_every", "elastic", "policy", "token_file", "output_limit")
     if ns.no_migrate:
         options["migrate_every"] = 0
     config = load(RunConfig, "run", options)
+    if config.planner and ns.output_limit is not None:
+        print("faabric run: --output-limit sets the embedded cluster's workers; those of a "
+              "running cluster take 'faabric worker --output-limit'", file=sys.stderr)
+        return EXIT_USAGE
     if config.planner:
         token = _token(ns, config.token_file)
     else:  # the embedded cluster is this run's alone: a token of its own
@@ -212,7 +248,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         token = new_token()
     return run_program(config, ns.program, args, token=token, env=env,
                        input_file=ns.input_file, verbose=ns.verbose,
-                       user=os.environ.get("USER", ""))
+                       user=os.environ.get("USER", ""), detach=ns.detach)
 
 
 def _cmd_planner(ns: argparse.Namespace) -> int:
@@ -233,7 +269,8 @@ def _cmd_planner(ns: argparse.Namespace) -> int:
 def _cmd_worker(ns: argparse.Namespace) -> int:
     from faabric.runtime import build_worker
 
-    config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name", "token_file"))
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name", "token_file",
+                                                   "output_limit"))
     worker, release = build_worker(config, _token(ns, config.token_file))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop("stopped by a signal"))
@@ -286,6 +323,30 @@ def _cmd_evict(ns: argparse.Namespace) -> int:
     print(f"faabric: worker {ns.host} is being evicted: it gets no new granules; its apps "
           "move away or freeze ('faabric status' shows them)", file=sys.stderr)
     return 0
+
+
+def _cmd_cancel(ns: argparse.Namespace) -> int:
+    from faabric.planner.client import PlannerClient
+
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "token_file"))
+    client = PlannerClient(config.planner, token=_token(ns, config.token_file), timeout=10)
+    status = 0
+    try:
+        for app_id in ns.apps:
+            try:
+                doc = client.cancel(app_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                print(f"faabric: {exc.reason}", file=sys.stderr)
+                status = 1
+                continue
+            done = (f"cancelled app {app_id}" if doc["cancelled"] else
+                    f"app {app_id} had finished already (status {doc['status']})")
+            print(f"faabric: {done}", file=sys.stderr)
+    finally:
+        client.close()
+    return status
 
 
 def format_status(status: dict[str, Any]) -> str:

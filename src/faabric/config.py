@@ -66,6 +66,7 @@ class WorkerConfig:
     name: str = ""  # empty: `<host name>-<pid>`, unique among workers of one machine
     cache_dir: Path = field(default_factory=default_cache_dir)
     reconnect_for: float = 30.0
+    output_limit: int = 16 << 20  # bytes of stdout, and of stderr, kept per granule
     token_file: Path = field(default_factory=default_token_path)
     control_max_frame: int = 128 << 20  # bytes of one frame from the planner
     data_max_frame: int = (4 << 30) + (64 << 20)  # bytes of one frame from another worker
@@ -91,6 +92,7 @@ class RunConfig:
     migrate_every: int = 1  # MPI apps may move at every k-th world barrier; 0: never
     policy: str = ""  # the app's scheduling policy; empty: the cluster's
     elastic: bool = False  # OpenMP teams grow to the worker's free slots at each fork
+    output_limit: int = 16 << 20  # the embedded cluster's workers' (see WorkerConfig)
     cache_dir: Path = field(default_factory=default_cache_dir)
     token_file: Path = field(default_factory=default_token_path)  # with `planner` only
 

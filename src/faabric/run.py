@@ -3,7 +3,11 @@
 Without a planner URL an embedded cluster is started for the run and torn down after it; the
 caller gives the cluster token either way (for an embedded cluster, a fresh one).
 Granules' stdout is printed in granule order, their stderr to stderr; the exit status is 0
-only if every granule exited 0, otherwise one line on stderr says which granule failed how.
+only if every granule exited 0, otherwise one line on stderr says which granule failed how
+(and one more if any granule's output went over the workers' output limit).
+The app lives as long as the run: SIGINT or SIGTERM cancels it (one line on stderr, exit
+130 or 143), and so does the planner if the run's connection closes (`cancel_on_disconnect`)
+— unless it is detached, when the run prints the app id and returns at once.
 The guest's environment is built by `guest_environment` from the launching shell's `OMP_*`
 variables, `-x` and `--env` (in rising precedence).
 This module only orchestrates; building, scheduling and running live elsewhere.
@@ -13,19 +17,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from faabric.config import RunConfig
 from faabric.errors import ApiError, ConfigError, FaabricError
-from faabric.planner.client import PlannerClient
+from faabric.planner.client import PlannerClient, id_ranges
 from faabric.scheduling import get_policy
 
 log = logging.getLogger(__name__)
 
 CLIENT_MARGIN = 30.0
+CANCEL_TIMEOUT = 10.0  # seconds to cancel the app once interrupted
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while the run was going on (a BaseException, like
+    KeyboardInterrupt, so that no handler of errors takes it for one)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 SOURCE_SUFFIXES = {".c": False, ".cc": True, ".cpp": True, ".cxx": True, ".C": True}
 INHERITED_PREFIX = "OMP_"
 
@@ -40,17 +58,34 @@ def run_program(
     input_file: str | None = None,
     verbose: bool = False,
     user: str = "",
+    detach: bool = False,
 ) -> int:
     """Run `program` as `config.n` granules for `user` (who submits it, for the compact
     policy) with the environment `env` (see `guest_environment`), on the planner of
     `config.planner` or an embedded cluster, either knowing `token`; returns the exit status
-    for the shell."""
+    for the shell. With `detach`, only submit it (to a planner) and print its id."""
     if config.n < 1 or config.hosts < 1 or config.slots < 1:
         raise ConfigError("-n, --hosts and --slots must be at least 1")
+    if detach and not config.planner:
+        raise ConfigError("--detach needs --planner: an embedded cluster ends with the run")
     if config.policy:
         get_policy(config.policy)  # an unknown name is a one-line error before any build
-    wasm = load_program(Path(program), config.cache_dir, verbose=verbose)
-    app = {
+    try:
+        with _signals_interrupt():
+            wasm = load_program(Path(program), config.cache_dir, verbose=verbose)
+            app = _app_document(config, program, args, env, input_file, user)
+            with _planner(config, token, verbose) as client:
+                app["module"] = client.upload_module(wasm)
+                return _submit(client, app, config, detach, token)
+    except Interrupted as stop:  # before the app was submitted
+        print("faabric: interrupted", file=sys.stderr)
+        return 128 + stop.signum
+
+
+def _app_document(config: RunConfig, program: str, args: Sequence[str],
+                  env: Mapping[str, str] | None, input_file: str | None,
+                  user: str) -> dict[str, Any]:
+    return {
         "module": "",
         "size": config.n,
         "program": Path(program).name,
@@ -64,16 +99,75 @@ def run_program(
         "user": user,
         "policy": config.policy,
     }
-    with _planner(config, token, verbose) as client:
-        app["module"] = client.upload_module(wasm)
-        try:
-            doc = client.submit(app)
+
+
+def _submit(client: PlannerClient, app: dict[str, Any], config: RunConfig,
+            detach: bool, token: str) -> int:
+    """Submit the app; detached, print its id, else wait for it and report it. An
+    interruption cancels it."""
+    app_id: int | None = None
+    waited = config.timeout + CLIENT_MARGIN
+    try:
+        try:  # attached, the app is bound to this connection: it ends if the run is killed
+            doc = client.submit(app, cancel_on_disconnect=not detach)
         except ApiError as exc:
             hint = " (give the embedded cluster more with --slots or --hosts)"
             raise FaabricError(exc.reason + (hint if not config.planner else "")) from exc
-        log.info("submitted app %s", doc["app_id"])
-        doc = client.wait_app(doc["app_id"], config.timeout + CLIENT_MARGIN)
-    return report(doc, config.timeout + CLIENT_MARGIN)
+        app_id = int(doc["app_id"])
+        log.info("submitted app %s", app_id)
+        if detach:
+            print(app_id, flush=True)
+            return 0
+        doc = client.wait_app(app_id, waited, cancel_on_disconnect=True)
+    except Interrupted as stop:
+        return _cancel(client, app_id, stop.signum, token)
+    return report(doc, waited)
+
+
+def _cancel(client: PlannerClient, app_id: int | None, signum: int, token: str) -> int:
+    """The run was interrupted: cancel its app (if it was submitted) on a connection of its
+    own, then drop the interrupted one (which would cancel it too, as bound to it); returns
+    the exit status of a process ended by `signum`."""
+    if app_id is None:
+        client.close()  # if the planner took the app, it cancels it as this closes
+        print("faabric: interrupted", file=sys.stderr)
+        return 128 + signum
+    canceller = PlannerClient(client.url, token=token, timeout=CANCEL_TIMEOUT)
+    try:
+        canceller.cancel(app_id)
+    except FaabricError as exc:
+        print(f"faabric: interrupted, but app {app_id} may not be cancelled: {exc}",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        canceller.close()
+        client.close()
+    print(f"faabric: cancelled app {app_id}", file=sys.stderr)
+    return 128 + signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread (the first
+    one only: the handlers in place before are back once it arrived, so a second signal
+    acts as it would have). Elsewhere than in the main thread, signals are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOP_SIGNALS}
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise Interrupted(signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def load_program(path: Path, cache_dir: Path, *, verbose: bool = False) -> bytes:
@@ -100,6 +194,12 @@ def report(doc: dict[str, Any], waited: float) -> int:
         sys.stderr.buffer.write(result["stderr"])
     out.flush()
     sys.stderr.flush()
+    truncated = [r["index"] for r in doc["results"] if r.get("truncated")]
+    if truncated:
+        which = f"granule{'s' if len(truncated) > 1 else ''} {id_ranges(truncated)}"
+        print(f"faabric: output truncated: {which} wrote more than the workers' output "
+              "limit (output_limit) to stdout or stderr; the rest was dropped",
+              file=sys.stderr)
     if doc["finished"] is None:
         print(f"faabric: app {doc['app_id']} did not finish within {waited:g} s",
               file=sys.stderr)
@@ -131,7 +231,8 @@ def _planner(config: RunConfig, token: str, verbose: bool) -> Iterator[PlannerCl
     if verbose:
         print(f"faabric: starting {config.hosts} worker(s) x {config.slots} slots",
               file=sys.stderr)
-    with EmbeddedCluster(hosts=config.hosts, slots=config.slots, token=token) as cluster:
+    with EmbeddedCluster(hosts=config.hosts, slots=config.slots, token=token,
+                         output_limit=config.output_limit) as cluster:
         client = PlannerClient(cluster.url, token=token)
         try:
             yield client

@@ -139,7 +139,7 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
     )
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
                            teams=teams, extra_functions=functions,
-                           send_rank=data_plane.send_rank)
+                           send_rank=data_plane.send_rank, output_limit=config.output_limit)
     teams.serve_parts(runner.run_part)
 
     def locate() -> PlannerAddress:
@@ -218,7 +218,9 @@ def _local_address_towards(host: str) -> str:
 
 class EmbeddedCluster:
     """A planner in this process plus `hosts` worker processes with `slots` slots each, all
-    sharing `token` (clients of the cluster need it too: `self.token`)."""
+    sharing `token` (clients of the cluster need it too: `self.token`). The workers run in
+    their own process group: a Ctrl-C in the terminal reaches this process alone, which
+    stops them (`close`) once it has done what the signal asks."""
 
     def __init__(
         self,
@@ -228,6 +230,7 @@ class EmbeddedCluster:
         token: str,
         planner: PlannerConfig | None = None,
         worker_env: dict[str, str] | None = None,
+        output_limit: int | None = None,
     ) -> None:
         if hosts < 1 or slots < 1:
             raise FaabricError("a cluster needs at least one host with at least one slot")
@@ -237,6 +240,7 @@ class EmbeddedCluster:
         config = planner or PlannerConfig(port=0, control_port=0)
         self.planner = RunningPlanner(config, token=token)
         self._worker_env = worker_env
+        self._output_limit = output_limit  # None: the workers' own configuration
         self.workers: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -283,7 +287,9 @@ class EmbeddedCluster:
         env[TOKEN_ENV] = self.token  # not on the command line, where anyone could read it
         command = [sys.executable, "-m", "faabric", "worker", "--planner", self.url,
                    "--slots", str(self.slots)]
-        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        if self._output_limit is not None:
+            command += ["--output-limit", str(self._output_limit)]
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, process_group=0)
 
     def _await_workers(self) -> None:
         deadline = time.monotonic() + CLUSTER_START_TIMEOUT

@@ -79,11 +79,11 @@ class FakeClient:
     def upload_module(self, data: bytes) -> str:
         return DIGEST
 
-    def submit(self, app: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, app: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         self.submitted.append(app)
         return {"app_id": 1}
 
-    def wait_app(self, app_id: int, timeout: float) -> dict[str, Any]:
+    def wait_app(self, app_id: int, timeout: float, **kwargs: Any) -> dict[str, Any]:
         return {"app_id": app_id, "results": [], "finished": 1.0, "size": 1}
 
     def close(self) -> None:

@@ -42,6 +42,18 @@ def test_hello_sees_index_argv_env_and_captures_streams(
     assert 0 < result.started <= result.finished
 
 
+def test_output_over_the_limit_is_cut_and_flagged(
+    engine: WasmEngine, modules: ModuleCache, guests: dict[str, bytes]
+) -> None:
+    small = GranuleRunner(engine, modules, "host-a", output_limit=9)
+    result = small.run(_one(1, _spec(guests, "hello", size=2)), 0)
+    assert (result.outcome, result.stdout, result.truncated) == (
+        Exited(0), b"granule 0", True)
+    assert result.stderr == b"to stderr"  # each stream has the limit; the rest is dropped
+    roomy = GranuleRunner(engine, modules, "host-a", output_limit=1 << 10)
+    assert roomy.run(_one(1, _spec(guests, "hello", size=2)), 0).truncated is False
+
+
 def test_exit_codes(runner: GranuleRunner, guests: dict[str, bytes]) -> None:
     assert runner.run(_one(1, _spec(guests, "exit_code", args=("0",))), 0).outcome == Exited(0)
     assert runner.run(_one(1, _spec(guests, "exit_code", args=("42",))), 0).outcome == Exited(42)
@@ -161,3 +173,17 @@ def test_native_cache_shared_by_a_second_worker(
     again = ModuleCache(engine, cache_dir, blobs.fetch)
     assert GranuleRunner(engine, again, "b").run(Batch(1, spec, (0,)), 0).outcome == Exited(0)
     assert blobs.fetches == fetches
+
+
+def test_a_moved_rank_keeps_the_output_limit_across_its_move() -> None:
+    from faabric.granule.runner import _joined
+    from faabric.granule.transfer import RankPackage
+    from faabric.mpi.moving import RankRecord
+
+    record = RankRecord(posted=(), arrived=(), tokens=(), completions=0, next_token=0)
+    batch = Batch(9, AppSpec("ab" * 32, 1), (0,))
+    before = RankPackage(batch, 0, 1, 0, 0, record, b"abcd", b"e", b"", 1.0, 30.0)
+    assert _joined(before, (b"fg", b"h"), False, 8) == (b"abcdfg", b"eh", False)
+    assert _joined(before, (b"fghij", b""), False, 8) == (b"abcdfghi", b"e", True)
+    cut = RankPackage(batch, 0, 1, 0, 0, record, b"abcd", b"", b"", 1.0, 30.0, truncated=True)
+    assert _joined(cut, (b"", b""), False, 8) == (b"abcd", b"", True)  # cut before it moved

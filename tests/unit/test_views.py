@@ -169,6 +169,7 @@ def test_result_document_json_and_binary() -> None:
         "output": "AP8=",
         "started": 1.0,
         "finished": 2.5,
+        "truncated": False,
     }
     binary = result_document(result, binary=True)
     assert (binary["stdout"], binary["stderr"], binary["output"]) == (b"a\xffb", b"e", b"\x00\xff")
@@ -206,6 +207,17 @@ def test_finished_app_document(outcomes: list[Outcome], status: int) -> None:
     assert [r["outcome"]["kind"] for r in doc["results"]] == [
         outcome_document(o)["kind"] for o in outcomes
     ]
+    assert doc["truncated"] is False
+
+
+def test_an_app_is_truncated_if_any_granule_was() -> None:
+    results = (_result(0, Exited(0)), _result(1, Exited(0), stdout=b"cut", truncated=True))
+    view = AppView(7, AppSpec(DIGEST, 2), AppState.FINISHED, ((0, "h"), (1, "h")), results,
+                   1.0, 2.0, 3.0)
+    doc = app_document(view, binary=False)
+    assert doc["truncated"] is True
+    assert [(r["stdout"], r["truncated"]) for r in doc["results"]] == [("", False),
+                                                                        ("cut", True)]
 
 
 def test_in_flight_app_document_has_no_status() -> None:

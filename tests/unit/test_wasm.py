@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from faabric.wasm import (
     module_digest,
 )
 from faabric.wasm import cache as cache_module
+from faabric.wasm.capture import Captured, MemoryFile
 from faabric.wasm.launcher import cause_of
 
 
@@ -173,7 +175,7 @@ def test_guest_memory_bounds() -> None:
         memory.check(0, -5)
 
 
-def test_output_is_truncated_with_a_note(
+def test_output_past_the_limit_is_dropped_and_flagged_not_noted(
     engine: WasmEngine, modules: ModuleCache, guests: dict[str, bytes]
 ) -> None:
     launcher = Launcher(engine, (), output_limit=10)
@@ -182,7 +184,22 @@ def test_output_is_truncated_with_a_note(
     assert isinstance(result.outcome, Failed)  # hello imports faabric.*, not provided here
     trap = modules.get(modules.add(guests["trap"]))
     result = launcher.run(trap, RunSpec(("trap",)), None)
-    assert result.stdout == b"about to t\n[faabric: output truncated, 4 bytes dropped]\n"
+    assert (result.stdout, result.truncated) == (b"about to t", True)
+    assert b"[faabric]" in result.stderr  # faabric's own notes are kept past the limit
+    exact = Launcher(engine, (), output_limit=len(b"about to trap\n"))
+    assert exact.run(trap, RunSpec(("trap",)), None).truncated is False
+
+
+def test_a_capture_keeps_the_first_bytes_and_counts_the_rest() -> None:
+    stream = MemoryFile("stdout")
+    try:
+        os.write(stream.fd, b"0123456789" * 2)
+        stream.append_note("!")
+        assert stream.read(5) == Captured(b"01234!", 15)
+        assert stream.read(20) == Captured(b"0123456789" * 2 + b"!", 0)
+        assert stream.read(0) == Captured(b"!", 20)
+    finally:
+        stream.close()
 
 
 def test_reused_output_files_start_empty(

@@ -56,6 +56,7 @@ from faabric.wasm import (
     WasmEngine,
 )
 from faabric.wasm.cache import LoadedModule
+from faabric.wasm.capture import OUTPUT_LIMIT
 from faabric.wasm.host import GuestFault, SharedMemoryAccess
 
 Clock = Callable[[], float]
@@ -78,6 +79,7 @@ class GranuleRunner:
         extra_functions: Sequence[HostFunction] = (),
         send_rank: RankSender | None = None,
         clock: Clock = time.time,
+        output_limit: int = OUTPUT_LIMIT,
     ) -> None:
         self._modules = modules
         self._host = host
@@ -89,7 +91,7 @@ class GranuleRunner:
         functions = (*FAABRIC_FUNCTIONS, *CLOCK_FUNCTIONS, *extra_functions)
         if worlds is not None:
             functions = (*functions, *MPI_FUNCTIONS)
-        self._launcher = Launcher(engine, functions)
+        self._launcher = Launcher(engine, functions, output_limit)
         self._cancels: dict[int, list[Cancellation]] = {}  # app id -> its running granules'
         self._stopped: OrderedDict[int, str] = OrderedDict()  # recently stopped apps: reason
         self._cancels_lock = threading.Lock()
@@ -117,12 +119,13 @@ class GranuleRunner:
     def _attempt(self, batch: Batch, index: int, io: GranuleIO, started: float,
                  moved: _MovedIn | None) -> GranuleResult | RankLeft:
         stdout = stderr = b""
+        truncated = False
         outcome: Outcome | RankLeft
         cancel = self._track(batch.app_id)
         try:
             module = self._load(batch, index)
-            outcome, stdout, stderr = self._run(module, batch, index, io, cancel, moved,
-                                                started)
+            outcome, stdout, stderr, truncated = self._run(module, batch, index, io, cancel,
+                                                           moved, started)
         except FaabricError as error:
             outcome = Failed(str(error))
         except Exception as error:  # a granule always ends as a result
@@ -133,8 +136,9 @@ class GranuleRunner:
                 self._team_slots.ended(batch.app_id, index)
         if isinstance(outcome, RankLeft):
             return outcome
-        if moved is not None:
-            stdout, stderr = moved.package.stdout + stdout, moved.package.stderr + stderr
+        if moved is not None:  # what it wrote before it moved comes first
+            stdout, stderr, truncated = _joined(moved.package, (stdout, stderr), truncated,
+                                                self._launcher.output_limit)
         return GranuleResult(
             app_id=batch.app_id,
             index=index,
@@ -145,6 +149,7 @@ class GranuleRunner:
             output=io.output(),
             started=started,
             finished=self._clock(),
+            truncated=truncated,
         )
 
     def _load(self, batch: Batch, index: int) -> LoadedModule:
@@ -193,7 +198,7 @@ class GranuleRunner:
     def _run(
         self, module: LoadedModule, batch: Batch, index: int, io: GranuleIO,
         cancel: Cancellation, moved: _MovedIn | None = None, started: float = 0.0,
-    ) -> tuple[Outcome | RankLeft, bytes, bytes]:
+    ) -> tuple[Outcome | RankLeft, bytes, bytes, bool]:
         spec = _run_spec(batch.spec)
         if moved is not None:
             spec = dataclasses.replace(spec, timeout=moved.package.seconds_left)
@@ -223,9 +228,9 @@ class GranuleRunner:
                 self._worlds.leave(rank.world, rank.rank, problem)
         if rank is not None and suspended:
             left = self._depart(rank, batch, io, result, (started, deadline))
-            return left, b"", b""
+            return left, b"", b"", False
         assert not isinstance(result.outcome, Suspended)
-        return result.outcome, result.stdout, result.stderr
+        return result.outcome, result.stdout, result.stderr, result.truncated
 
     def _depart(self, rank: MpiRank, batch: Batch, io: GranuleIO, result: RunResult,
                 times: tuple[float, float]) -> RankLeft | Outcome:
@@ -249,6 +254,7 @@ class GranuleRunner:
             stderr=result.stderr, output=io.output(), started=started,
             seconds_left=max(0.0, deadline - time.monotonic()), frozen=frozen,
             clock=time.monotonic_ns() - io.clock_base, left_at=time.time_ns(),
+            truncated=result.truncated,
         )
         try:
             self._send_rank(leave.host, transfer.encode(package, suspended.memory))
@@ -350,6 +356,15 @@ def _name_thread(outcome: Outcome | Suspended, tids: list[int]) -> Outcome:
             if 0 <= index < len(tids):
                 return Trapped(f"OpenMP thread {tids[index]} trapped: {rest}")
     return outcome
+
+
+def _joined(package: RankPackage, output: tuple[bytes, bytes], truncated: bool,
+            limit: int) -> tuple[bytes, bytes, bool]:
+    """stdout and stderr of a moved rank: those of before its move, then its own here, cut
+    to `limit` each; and whether anything was cut, here or before."""
+    out, err = package.stdout + output[0], package.stderr + output[1]
+    cut = truncated or package.truncated or len(out) > limit or len(err) > limit
+    return out[:limit], err[:limit], cut
 
 
 def _run_spec(spec: AppSpec) -> RunSpec:

@@ -40,6 +40,7 @@ class RankPackage:
     frozen: bool = False
     clock: int = 0  # its monotonic clock (ns) when it left
     left_at: int = 0  # wall-clock time (ns) when it left
+    truncated: bool = False  # stdout or stderr went over the output limit before it left
 
 
 _CODEC = Codec([RankPackage, Batch, AppSpec, RankRecord, PostedRecord, ArrivedRecord])

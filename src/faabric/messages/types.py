@@ -147,7 +147,9 @@ def describe(outcome: Outcome) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GranuleResult:
-    """Everything a granule produced, reported by its worker to the planner."""
+    """Everything a granule produced, reported by its worker to the planner. `stdout` and
+    `stderr` hold at most the worker's output limit each; `truncated` says the granule
+    wrote more to either (the rest was dropped)."""
 
     app_id: int
     index: int
@@ -158,6 +160,7 @@ class GranuleResult:
     output: bytes = b""
     started: float = 0.0
     finished: float = 0.0
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,7 @@ def app_document(view: AppView, *, binary: bool, wall_offset: float = 0.0) -> di
         "migrations": view.migrations,
         "events": [event_document(e, wall_offset) for e in view.events],
         "results": [result_document(r, binary=binary) for r in view.results],
+        "truncated": any(r.truncated for r in view.results),
     }
 
 
@@ -162,6 +163,7 @@ def result_document(result: GranuleResult, *, binary: bool) -> dict[str, Any]:
         "output": result.output if binary else base64.b64encode(result.output).decode(),
         "started": result.started,
         "finished": result.finished,
+        "truncated": result.truncated,
     }
 
 

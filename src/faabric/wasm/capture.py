@@ -3,9 +3,10 @@
 wasmtime writes WASI output from its own tokio threads. A Python output callback would run
 on those foreign threads (taking the GIL for every write) and makes the process panic at
 exit, so instead each stream goes to a memfd that wasmtime opens by its /proc path, and is
-read back when the instance ends: the first `limit` bytes, plus a note of how much was
-dropped. Limitation: the memfd holds everything the guest writes until the granule ends (the
-granule's timeout bounds it). Making memfds costs system calls, so runs that do not overlap
+read back when the instance ends: the first `limit` bytes, and how many more were dropped
+(never a note inside the output: the caller reports truncation on its own). Limitation:
+the memfd holds everything the guest writes until the granule ends (the granule's timeout
+bounds it). Making memfds costs system calls, so runs that do not overlap
 reuse them (`CapturePool`): emptied after each read, and wasmtime truncates a file when it
 opens it. This module must not know about instances or outcomes.
 
@@ -20,8 +21,9 @@ import ctypes
 import os
 import select
 import threading
+from dataclasses import dataclass
 
-OUTPUT_LIMIT = 16 << 20  # bytes kept per stream per granule
+OUTPUT_LIMIT = 16 << 20  # bytes kept per stream per granule, unless the worker sets another
 # lseek(2) without releasing the GIL: os.fstat would hand the GIL to another thread and wait
 # to get it back, twice per run, for a call that takes well under a microsecond.
 _lseek = ctypes.PYFUNCTYPE(ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int)(
@@ -36,6 +38,15 @@ def _size_of(fd: int) -> int:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
     return size
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What a stream kept (`data`: at most the limit, then faabric's notes) and how many
+    bytes the guest wrote beyond the limit (`dropped`)."""
+
+    data: bytes
+    dropped: int
 
 
 class MemoryFile:
@@ -55,13 +66,11 @@ class MemoryFile:
         """Add a line from faabric itself after what the guest wrote (not limited)."""
         self._notes.append(text.encode(errors="replace"))
 
-    def read(self, limit: int = OUTPUT_LIMIT) -> bytes:
-        """The first `limit` bytes written, a truncation note if there were more, and notes."""
+    def read(self, limit: int = OUTPUT_LIMIT) -> Captured:
+        """The first `limit` bytes written, then the notes, and how many bytes were dropped."""
         size = self._size = _size_of(self._fd)
-        data = os.pread(self._fd, min(size, limit), 0) if size else b""
-        if size > limit:
-            data += f"\n[faabric: output truncated, {size - limit} bytes dropped]\n".encode()
-        return data + b"".join(self._notes)
+        data = os.pread(self._fd, min(size, limit), 0) if size and limit else b""
+        return Captured(data + b"".join(self._notes), max(0, size - limit))
 
     def reset(self) -> bool:
         """Empty the file for another writer, once `read` has taken what it held. False (and
@@ -150,7 +159,7 @@ class PipeFile:
             if os.get_blocking(self._read_fd):
                 return
 
-    def read(self, limit: int = OUTPUT_LIMIT) -> bytes:
+    def read(self, limit: int = OUTPUT_LIMIT) -> Captured:
         """Everything written so far (call it once no instance writes any more)."""
         if self._drain.is_alive():
             os.write(self._wake_write, b"x")

@@ -62,11 +62,13 @@ ARGS_MEMORY = 256  # distinct argv/environment pairs whose WASI arrays are kept
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """How the instance ended (or that it was suspended inside a host call, to be resumed
-    elsewhere) and what it wrote to stdout and stderr."""
+    elsewhere) and what it wrote to stdout and stderr: at most the launcher's output limit
+    of each, `truncated` if either had more (the rest was dropped)."""
 
     outcome: Outcome | Suspended
     stdout: bytes
     stderr: bytes
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +163,7 @@ class Launcher:
                 outcome = self._run(granule, before_release)
             except FaabricError as error:
                 outcome = Failed(str(error))
-            limit = self.output_limit
-            return RunResult(outcome, stdout.read(limit), stderr.read(limit))
+            return _collect(outcome, stdout, stderr, self.output_limit)
         finally:
             if pair is None:
                 stdout.close()
@@ -201,8 +202,9 @@ class Launcher:
             finally:
                 if granule.team is not None:
                     granule.team.stop_all()
-            limit = self.output_limit
-            return RunResult(outcome, stdout.read(limit), stderr.read(limit))
+            # One byte past the limit is kept: the output of these threads is added to their
+            # granule's, so that the granule's own stream overflows and reports the truncation.
+            return _collect(outcome, stdout, stderr, self.output_limit + 1)
         finally:
             del self._live[key]
             stdout.close()
@@ -396,3 +398,9 @@ class Launcher:
             return self._linker.instantiate_pre(module.handle)
         except wasmtime.WasmtimeError as error:
             raise ModuleError(f"the module cannot be linked: {cause_of(str(error))}") from None
+
+
+def _collect(outcome: Outcome | Suspended, stdout: Output, stderr: Output,
+             limit: int) -> RunResult:
+    out, err = stdout.read(limit), stderr.read(limit)
+    return RunResult(outcome, out.data, err.data, truncated=bool(out.dropped or err.dropped))
