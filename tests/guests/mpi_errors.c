@@ -94,9 +94,9 @@ int main(int argc, char **argv) {
         return finish("mpi_errors");
     }
     if (argc > 1 && strcmp(argv[1], "unsupported") == 0) {
-        MPI_Request req;
+        MPI_Win win;
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-        int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
+        int rc = MPI_Win_create_dynamic(MPI_INFO_NULL, MPI_COMM_WORLD, &win);
         say("unsupported call returned an error: %s", rc != MPI_SUCCESS ? "yes" : "no");
         return finish("mpi_errors");
     }
