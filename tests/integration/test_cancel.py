@@ -149,7 +149,7 @@ def test_an_interrupted_run_on_its_own_cluster_stops_cleanly(
             if "submitted app" in line:
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
