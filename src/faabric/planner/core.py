@@ -125,12 +125,9 @@ class PlannerCore(CoreQueries):
     # -- the one mutator --------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Command]:
-        """Apply one event and return the commands to carry out, in order.
-
-        Raises:
-            InternalError: the event breaks a precondition the shell must ensure (a host
-                name registered twice, an app id reused, an app of size < 1).
-        """
+        """Apply one event and return the commands to carry out, in order. Raises
+        InternalError if the event breaks a precondition the shell must ensure (a host name
+        registered twice, an app id reused, an app of size < 1)."""
         now = self._clock()
         match event:
             case HostRegistered(name, slots):
