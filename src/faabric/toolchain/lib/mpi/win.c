@@ -72,26 +72,35 @@ static int share(fm_win *w, const fm_comm *c) {
     return err;
 }
 
-static int create(void *base, MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
-                  int flavor, void *owned, MPI_Win *win) {
+static int check(void *base, MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                 MPI_Win *win) {
     if (fm_comm_get(comm) == NULL)
         return MPI_ERR_COMM;
     if (win == NULL || size < 0 || (size > 0 && base == NULL))
         return MPI_ERR_ARG;
     if (disp_unit <= 0)
         return MPI_ERR_DISP;
-    if (info != MPI_INFO_NULL)
-        return MPI_ERR_INFO;
-    fm_win *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return MPI_ERR_NO_MEM;
+    return info != MPI_INFO_NULL ? MPI_ERR_INFO : MPI_SUCCESS;
+}
+
+/* Makes the window (collective); on failure frees `owned`. */
+static int create(void *base, MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                  int flavor, void *owned, MPI_Win *win) {
+    int err = check(base, size, disp_unit, info, comm, win);
+    fm_win *w = err == MPI_SUCCESS ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL) {
+        free(owned);
+        return err == MPI_SUCCESS ? MPI_ERR_NO_MEM : err;
+    }
     *w = (fm_win){.base = base, .size = size, .disp_unit = disp_unit, .flavor = flavor,
                   .model = MPI_WIN_UNIFIED, .owned = owned};
-    int err = MPI_Comm_dup(comm, &w->comm);
+    err = MPI_Comm_dup(comm, &w->comm);
     if (err == MPI_SUCCESS && (err = share(w, fm_comm_get(w->comm))) == MPI_SUCCESS)
         err = add(w, win);
     if (err == MPI_SUCCESS)
         return MPI_Barrier(w->comm); /* every rank exposes its window before any operation */
+    if (w->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&w->comm);
     release(w);
     return err;
 }
@@ -112,6 +121,7 @@ int MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
         mem = err == MPI_SUCCESS ? mem : NULL; /* create freed it on failure */
     } else {
         free(mem);
+        mem = NULL;
     }
     if (err == MPI_SUCCESS)
         memcpy(baseptr, &mem, sizeof mem);
