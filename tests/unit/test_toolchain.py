@@ -139,3 +139,17 @@ def test_clang_runs_a_stand_in_for_wasm_opt(tmp_path: Path) -> None:
                           check=False)
     assert done.returncode == 0 and module.read_bytes() == b"unchanged"
     assert stand_in_tools(tmp_path) == tools  # made once
+
+
+def test_programs_calling_mmap_build_against_the_emulation(tmp_path: Path) -> None:
+    source = tmp_path / "mapped.c"
+    source.write_text(
+        "#include <sys/mman.h>\n"
+        "int main(void) {\n"
+        "  char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        "  return p == MAP_FAILED || munmap(p, 4096) != 0;\n"
+        "}\n"
+    )
+    wasm = build(source, cache_dir=tmp_path).read_bytes()
+    assert wasm.startswith(b"\0asm")
+    assert b"\x03env\x04mmap" not in wasm  # defined by the emulation, not imported
