@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+
 from faabric.config import PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
@@ -32,6 +34,7 @@ from faabric.planner.client import PlannerClient
 from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
 from faabric.planner.http_limits import HttpLimits
+from faabric.planner.metrics import PlannerCollector, PlannerMetrics
 from faabric.planner.service import PlannerService
 from faabric.scheduling import get_policy
 from faabric.threads import ThreadPolicy, thread_functions
@@ -41,6 +44,7 @@ from faabric.threads.wire import TeamWire
 from faabric.transport.auth import TOKEN_ENV
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
+from faabric.worker.counters import WorkerMeter
 from faabric.worker.scaling import ScaleClient
 from faabric.worker.service import PlannerAddress, Worker
 
@@ -56,7 +60,10 @@ class RunningPlanner:
     def __init__(self, config: PlannerConfig, *, token: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.registry = CollectorRegistry()  # this planner's metrics, served at GET /metrics
+        metrics = PlannerMetrics(self.registry)
         self.service = PlannerService(
+            observer=metrics,
             clock=clock,
             keepalive_timeout=config.keepalive_timeout,
             retain_finished=config.retain_finished,
@@ -64,6 +71,8 @@ class RunningPlanner:
             migration_offer_timeout=config.migration_offer_timeout,
             policy=get_policy(config.policy),
         )
+        self.registry.register(PlannerCollector(self.service.gauges, metrics))
+        ProcessCollector(registry=self.registry)
         self.control = ControlServer(listen(config.host, config.control_port), self.service,
                                      token=token, max_frame=config.control_max_frame)
         try:
@@ -73,6 +82,7 @@ class RunningPlanner:
                 token=token,
                 control_port=lambda: self.control.port,
                 max_request_bytes=config.max_request_bytes,
+                metrics=self.registry,
                 limits=HttpLimits(idle_timeout=config.http_idle_timeout,
                                   header_timeout=config.http_header_timeout),
             )
@@ -156,6 +166,7 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
         courier=data_plane,
         token=token,
         max_frame=config.control_max_frame,
+        counters=WorkerMeter(worlds, wire, data_plane).read,
     )
 
     def release() -> None:

@@ -37,6 +37,7 @@ from faabric.messages.control import (
     TeamKeptLocal,
     TeamResized,
     ThawApp,
+    WorkerCounters,
 )
 from faabric.messages.types import (
     AppInfo,
@@ -80,6 +81,7 @@ MESSAGES = [
     Registered("w1", 1.5),
     Refused("a worker named w1 is already registered"),
     KeepAlive(),
+    WorkerCounters(1, 2, 3, 4, 5),
     RunBatch(Batch(4, SPEC, (0, 2))),
     RunBatch(Batch(5, AppSpec("cd" * 32, 1), ())),
     RunBatch(Batch(6, AppSpec("cd" * 32, 1, elastic=True), ())),

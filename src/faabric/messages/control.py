@@ -55,6 +55,19 @@ class KeepAlive:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerCounters:
+    """Worker -> planner: the bytes the worker sent since it started (each monotonic). Sent
+    with keep-alives and before each `Report`, so the planner's metrics include a granule's
+    traffic by the time its result arrives."""
+
+    mpi_bytes_same_host: int = 0  # payload bytes of MPI sends to ranks on this worker
+    mpi_bytes_cross_host: int = 0  # ... and to ranks on other workers
+    snapshot_bytes: int = 0  # whole memory snapshots sent to start threads on other workers
+    diff_bytes: int = 0  # team messages carrying memory diffs, sent either way
+    rank_bytes: int = 0  # migrating or thawed ranks sent to other workers
+
+
+@dataclass(frozen=True, slots=True)
 class RunBatch:
     """Run these granules."""
 
@@ -268,6 +281,7 @@ ControlMessage = (
     | Registered
     | Refused
     | KeepAlive
+    | WorkerCounters
     | RunBatch
     | StopApp
     | Report
@@ -295,6 +309,7 @@ CONTROL_CODEC = Codec(
         Registered,
         Refused,
         KeepAlive,
+        WorkerCounters,
         RunBatch,
         StopApp,
         Report,

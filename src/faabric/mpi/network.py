@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from faabric._util.tally import Tally
 from faabric.errors import BrokenError, FaabricError
 from faabric.mpi import memory
 from faabric.mpi.matching import Envelope
@@ -122,6 +123,7 @@ class DataPlane:
         self._closed = False
         self._team: TeamRouter | None = None
         self._moves: MoveRouter | None = None
+        self.sent = Tally(("rank",))  # bytes of migrating ranks sent to other workers
 
     def start(self, router: Router, team: TeamRouter | None = None,
               moves: MoveRouter | None = None) -> None:
@@ -189,6 +191,7 @@ class DataPlane:
         size = sum(len(p) for p in parts)
         self.send_frame(host, parts, kind=MOVE,
                         timeout=MOVE_TIMEOUT + size / MOVE_MIN_RATE)
+        self.sent.add("rank", size)
 
     def send_frame(self, host: str, parts: tuple[bytes | memoryview, ...],
                    kind: int = TEAM, timeout: float | None = None) -> None:

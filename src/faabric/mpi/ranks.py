@@ -91,3 +91,18 @@ class Layout:
 
     def is_local(self, rank: int) -> bool:
         return self.placement[rank] == self.here
+
+
+@dataclass(slots=True)
+class Traffic:
+    """Payload bytes the ranks of a world here sent with point-to-point sends (collectives
+    included), to ranks on this worker and to ranks on others. Added to under the world's
+    lock; read without it (a plain int read) for metrics."""
+
+    same_host: int = 0
+    cross_host: int = 0
+
+    def add(self, other: Traffic) -> None:
+        """Fold `other` in (a world that ended)."""
+        self.same_host += other.same_host
+        self.cross_host += other.cross_host

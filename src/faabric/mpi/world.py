@@ -30,7 +30,7 @@ from faabric.mpi.matching import (
 )
 from faabric.mpi.moving import RankRecord
 from faabric.mpi.onesided import OneSided
-from faabric.mpi.ranks import Layout, Network, Pull, RankState
+from faabric.mpi.ranks import Layout, Network, Pull, RankState, Traffic
 from faabric.mpi.rma import RESERVED_CTX
 from faabric.wasm.host import GuestFault
 
@@ -61,6 +61,7 @@ class LocalWorld:
         self._pulls: list[Pull] = []  # copies handed to whichever side waits first
         self.moves = threading.Condition(self._lock)  # the migration protocol waits on it
         self.rma = OneSided(app_id, network, self._lock, self)  # windows (one-sided)
+        self.traffic = Traffic()  # bytes sent, counted under the lock
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class LocalWorld:
         token = 0
         with self._lock:
             self._check()
+            self.traffic.cross_host += envelope.length
             if sync:
                 token = self._next_token(rank)
                 self._tokens[token] = (rank, request)
@@ -181,6 +183,7 @@ class LocalWorld:
     ) -> None:
         with self._lock:
             self._check()
+            self.traffic.same_host += envelope.length
             target = self._rank(dest)
             posted = target.queues.take_posted(envelope)
             if posted is None:

@@ -24,7 +24,7 @@ from faabric.mpi.early import EarlyArrivals, EarlyLimits
 from faabric.mpi.matching import Envelope
 from faabric.mpi.migration import Decision, Freeze, Migrations, Start
 from faabric.mpi.network import DataPlane, PayloadReader
-from faabric.mpi.ranks import Layout
+from faabric.mpi.ranks import Layout, Traffic
 from faabric.mpi.world import LocalWorld
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class Worlds:
         self._finished: OrderedDict[int, str] = OrderedDict()  # app -> why, if it failed
         self._early = EarlyArrivals(early or EarlyLimits())
         self._sweeper: threading.Thread | None = None
+        self._ended = Traffic()  # what the worlds removed here had sent
 
     def join(self, membership: Membership, rank: int, timeout: float,
              moved_in: bool = False) -> LocalWorld:
@@ -130,8 +131,18 @@ class Worlds:
             self._left[app_id] = self._left.get(app_id, 1) - 1
             self._running[app_id] = self._running.get(app_id, 1) - 1
             if self._left[app_id] <= 0 and self._worlds.get(app_id) is world:
+                self._ended.add(world.traffic)
                 for table in (self._worlds, self._moves, self._left, self._running):
                     table.pop(app_id, None)
+
+    def traffic(self) -> Traffic:
+        """The bytes every MPI world here has sent so far, same-host and cross-host."""
+        total = Traffic()
+        with self._lock:
+            total.add(self._ended)
+            for world in self._worlds.values():
+                total.add(world.traffic)
+        return total
 
     def migrations(self, app_id: int) -> Migrations:
         """The migration protocol of the app's world here."""
@@ -284,7 +295,9 @@ class Worlds:
         return found
 
     def _forget(self, app_id: int, reason: str = "") -> None:
-        self._worlds.pop(app_id, None)
+        world = self._worlds.pop(app_id, None)
+        if world is not None:
+            self._ended.add(world.traffic)
         self._moves.pop(app_id, None)
         self._left.pop(app_id, None)
         self._running.pop(app_id, None)

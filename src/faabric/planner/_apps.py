@@ -9,7 +9,7 @@ on its record, with the policy it runs under. No I/O, no clock, no scheduling de
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -205,6 +205,8 @@ class AppRecord:
     # The policy it runs under (its own or the cluster's, bound to its user), and its freeze.
     policy: Policy = bin_pack
     freeze: Freeze | None = None
+    # Counts of events by kind, shared by every app of a planner (kept past the apps).
+    tally: Counter[AppEventKind] = field(default_factory=Counter)
 
     def note(
         self,
@@ -217,6 +219,7 @@ class AppRecord:
     ) -> None:
         """Add an entry to the app's placement history."""
         self.events.append(AppEvent(now, kind, epoch, detail, ranks, hosts))
+        self.tally[kind] += 1
 
     def resized(self, index: int, host: str, threads: int, now: float) -> None:
         """Granule `index`'s elastic team, on `host`, now runs `threads` threads."""
@@ -224,6 +227,7 @@ class AppRecord:
             "s" if threads != 1 else "")
         self.events.append(AppEvent(now, AppEventKind.RESIZED, 0, detail, (index,), (host,),
                                     threads))
+        self.tally[AppEventKind.RESIZED] += 1
 
     def kept_local(self, index: int, host: str, threads: int, detail: str, now: float) -> None:
         """Granule `index`'s `threads`-thread team runs on `host` alone from now on, because
@@ -231,6 +235,7 @@ class AppRecord:
         line = f"kept-local: granule {index} on {host} runs its {threads}-thread team here"
         self.events.append(AppEvent(now, AppEventKind.KEPT_LOCAL, 0, f"{line}: {detail}",
                                     (index,), (host,), threads))
+        self.tally[AppEventKind.KEPT_LOCAL] += 1
 
     @property
     def complete(self) -> bool:

@@ -20,7 +20,7 @@ from typing import assert_never
 
 from faabric.errors import InternalError
 from faabric.messages.types import AppState
-from faabric.planner._apps import AppEvent, AppEventKind, AppRecord, Committed, Offered
+from faabric.planner._apps import AppEventKind, AppRecord, Committed, Offered
 from faabric.planner._events import (
     CancelMigration,
     Command,
@@ -405,7 +405,7 @@ def _note(
     ranks: tuple[int, ...] = (),
     hosts: tuple[str, ...] = (),
 ) -> None:
-    app.events.append(AppEvent(now, kind, epoch, detail, ranks, hosts))
+    app.note(now, kind, epoch, detail, ranks, hosts)
 
 
 def _ends(

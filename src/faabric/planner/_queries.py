@@ -8,11 +8,11 @@ handling, no commands, no I/O). `placed_on` says which worker may report on a gr
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
 from faabric.messages.types import AppInfo, AppState, HostInfo
 from faabric.planner import _invariants
-from faabric.planner._apps import AppRecord, AppView, Statistics, Thawing
+from faabric.planner._apps import AppEventKind, AppRecord, AppView, Statistics, Thawing
 from faabric.planner._hosts import HostTable
 from faabric.planner._migration import Migrations
 from faabric.planner._spot import Evictions
@@ -27,6 +27,7 @@ class CoreQueries:
     _finished: deque[int]  # FINISHED app ids, oldest first
     _moves: Migrations
     _spot: Evictions
+    _tally: Counter[AppEventKind]  # app events by kind since the core was made
 
     def hosts(self) -> list[HostInfo]:
         """Every live host with its slots, sorted by name."""
@@ -71,6 +72,11 @@ class CoreQueries:
             reserved_slots=self._moves.reserved(self._apps),
             frozen=states.count(AppState.FROZEN),
         )
+
+    def event_counts(self) -> dict[AppEventKind, int]:
+        """How many app events of each kind happened since the core was made (a reset does
+        not clear them): migrations offered, started, completed..., freezes, thaws."""
+        return dict(self._tally)
 
     def placed_on(self, app: AppRecord, index: int, host: str) -> bool:
         """Whether worker `host` may report on granule `index` of `app`: the planner placed

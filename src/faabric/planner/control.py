@@ -2,7 +2,7 @@
 
 An accept thread hands each connection to a thread of its own, which first makes the worker
 prove it knows the cluster token (`faabric.transport.auth`), then expects `Register` and
-then turns keep-alives, reports, scale requests and releases, team reports, migration
+then turns keep-alives, counters, reports, scale requests and releases, team reports, migration
 points, claims and moved ranks, and goodbyes into calls on `PlannerService`. A connection that
 breaks, or a worker that stops sending keep-alives, removes the worker and fails its running
 granules. This module only translates frames into service calls.
@@ -30,6 +30,7 @@ from faabric.messages.control import (
     ScaleRequest,
     TeamKeptLocal,
     TeamResized,
+    WorkerCounters,
 )
 from faabric.planner.service import PlannerService
 from faabric.transport.auth import CONTROL, Gate
@@ -129,6 +130,8 @@ class ControlServer:
             match message:
                 case KeepAlive():
                     self._service.host_alive(name)
+                case WorkerCounters():
+                    self._service.worker_counters(name, message)
                 case Report(result):
                     self._service.granule_finished(result, name)
                 case ScaleRequest(app_id, request_id, count, local, up_to):

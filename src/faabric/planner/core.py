@@ -13,7 +13,7 @@ evictions, freezes and thaws in `_spot.py`, the read-only queries in `_queries.p
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection
 from typing import assert_never
 
@@ -121,6 +121,7 @@ class PlannerCore(CoreQueries):
         self._apps: dict[int, AppRecord] = {}
         self._queue: deque[int] = deque()  # QUEUED app ids, in submission order
         self._finished: deque[int] = deque()  # FINISHED app ids, oldest first
+        self._tally: Counter[AppEventKind] = Counter()  # app events by kind, ever (not reset)
 
     # -- the one mutator --------------------------------------------------------------------
 
@@ -195,7 +196,8 @@ class PlannerCore(CoreQueries):
         return commands
 
     def _submit(self, app_id: int, spec: AppSpec, policy: Policy, now: float) -> list[Command]:
-        self._apps[app_id] = AppRecord(app_id=app_id, spec=spec, submitted=now, policy=policy)
+        self._apps[app_id] = AppRecord(app_id=app_id, spec=spec, submitted=now, policy=policy,
+                                       tally=self._tally)
         self._queue.append(app_id)
         return self._start_queued(now) if len(self._queue) == 1 else []
 

@@ -4,7 +4,8 @@ A threading HTTP/1.1 server with keep-alive; each request is routed to a small h
 validates input, calls `PlannerService`, and answers JSON (or msgpack when the client sends
 `Accept: application/msgpack`, which keeps byte fields exact). Every request but
 `GET /v1/health` must carry `Authorization: Bearer <cluster token>` (compared in constant
-time), else it is answered 401. Every error is a 4xx/5xx with `{"error": "<one line>"}`.
+time), else it is answered 401; `GET /metrics` too (Prometheus text, from the registry
+given). Every error is a 4xx/5xx with `{"error": "<one line>"}`.
 A client that goes away is not an error: its request is dropped without an answer, and the
 apps it bound to its connection (`cancel_on_disconnect`) are cancelled when it closes the
 connection. This module must not hold planner state of its own.
@@ -19,12 +20,15 @@ import re
 import select
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgpack
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from faabric import __version__
 from faabric.errors import ModuleError, NotEnoughSlots
@@ -42,6 +46,14 @@ PUBLIC = (("GET", "/v1/health"),)  # what answers without the token
 CANCEL_REASON = "by client"  # the outcome of a cancelled app's granules: "cancelled: by client"
 HANGUP_REASON = "by client (its connection closed)"
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A response body sent as it is, with its content type."""
+
+    payload: bytes
+    kind: str
 
 
 class ClientGone(Exception):
@@ -64,8 +76,10 @@ class PlannerHttpServer(GuardedServer):
         control_port: Callable[[], int],
         max_request_bytes: int,
         limits: HttpLimits | None = None,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         self.service = service
+        self.metrics = metrics  # what GET /metrics exposes (None: it answers 404)
         self.token = token.encode()
         self.control_port = control_port
         self.max_request_bytes = max_request_bytes
@@ -88,6 +102,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/health$"), "health"),
     ("GET", re.compile(r"^/v1/config$"), "config"),
     ("GET", re.compile(r"^/v1/openapi\.json$"), "openapi"),
+    ("GET", re.compile(r"^/metrics$"), "metrics"),
     ("GET", re.compile(r"^/v1/hosts$"), "hosts"),
     ("POST", re.compile(r"^/v1/hosts/(?P<name>[^/]+)/evict$"), "evict_host"),
     ("GET", re.compile(r"^/v1/status$"), "status"),
@@ -214,6 +229,8 @@ class _Handler(GuardedHandler):
     def _send(self, status: HTTPStatus, body: Any) -> None:
         if isinstance(body, bytes):
             payload, kind = body, "application/wasm"
+        elif isinstance(body, _Text):
+            payload, kind = body.payload, body.kind
         elif self._binary():
             payload, kind = msgpack.packb(body, use_bin_type=True), MSGPACK
         else:
@@ -266,6 +283,13 @@ class _Handler(GuardedHandler):
     def _r_openapi(self) -> tuple[HTTPStatus, Any]:
         text = resources.files("faabric.planner").joinpath("openapi.json").read_text()
         return HTTPStatus.OK, json.loads(text)
+
+    def _r_metrics(self) -> tuple[HTTPStatus, Any]:
+        registry = self.server.metrics
+        if registry is None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, "this planner serves no metrics")
+        encode, kind = choose_encoder(self.headers.get("Accept", ""))
+        return HTTPStatus.OK, _Text(encode(registry), kind)
 
     def _r_hosts(self) -> tuple[HTTPStatus, Any]:
         return HTTPStatus.OK, [views.host_document(h) for h in self.server.service.hosts()]

@@ -17,7 +17,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import assert_never
+from typing import Protocol, assert_never
 
 from faabric.errors import TransportError
 from faabric.messages.control import (
@@ -32,8 +32,10 @@ from faabric.messages.control import (
     ScaleRefused,
     StopApp,
     ThawApp,
+    WorkerCounters,
 )
 from faabric.messages.types import AppInfo, AppSpec, Batch, GranuleResult, HostInfo
+from faabric.planner._apps import AppEventKind, Statistics
 from faabric.planner._waiters import WaiterTable
 from faabric.planner.core import (
     AppCancelled,
@@ -78,6 +80,14 @@ from faabric.transport.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
+class Observer(Protocol):
+    """What learns of finished apps and of the counters workers report (metrics)."""
+
+    def app_finished(self, view: AppView) -> None: ...
+
+    def worker_counters(self, host: str, counters: WorkerCounters) -> None: ...
+
+
 class PlannerService:
     """Thread-safe planner: the only object that touches the core."""
 
@@ -89,6 +99,7 @@ class PlannerService:
         retain_finished: int,
         max_module_bytes: int,
         migration_offer_timeout: float = 30.0,
+        observer: Observer | None = None,
         policy: Policy = bin_pack,
     ) -> None:
         self.keepalive_timeout = keepalive_timeout
@@ -104,6 +115,7 @@ class PlannerService:
         )
         self._lock = threading.Lock()
         self._waiters = WaiterTable()
+        self._observer = observer
         self._connections: dict[str, FramedSocket] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._data_addresses: dict[str, str] = {}
@@ -285,6 +297,16 @@ class PlannerService:
         with self._lock:
             return self._core.in_flight()
 
+    def gauges(self) -> tuple[list[HostInfo], Statistics, dict[AppEventKind, int]]:
+        """Hosts, counts of apps and slots, and app events by kind, at one moment."""
+        with self._lock:
+            return self._core.hosts(), self._core.statistics(), self._core.event_counts()
+
+    def worker_counters(self, name: str, counters: WorkerCounters) -> None:
+        """Worker `name` reported its counters (for metrics)."""
+        if self._observer is not None:
+            self._observer.worker_counters(name, counters)
+
     def reset(self) -> None:
         """Forget every app; workers stay registered."""
         self._feed(Reset())
@@ -324,6 +346,7 @@ class PlannerService:
             match command:
                 case Finish(app_id):
                     self._waiters.finished(app_id)
+                    self._observe_finished(app_id)
                     continue
                 case Reject():
                     continue  # answered by the caller
@@ -363,6 +386,15 @@ class PlannerService:
                 outbox.put(message)
                 touched[host] = outbox
         return list(touched.values())
+
+    def _observe_finished(self, app_id: int) -> None:
+        """Under the lock: tell the observer of an app the core just finished (not of those
+        a reset dropped)."""
+        if self._observer is None:
+            return
+        view = self._core.app(app_id)
+        if view is not None:
+            self._observer.app_finished(view)
 
     def _with_peers(self, batch: Batch) -> Batch:
         """The batch with the data-plane addresses of the app's hosts, for multi-host apps.

@@ -4,8 +4,9 @@ A `TeamStart` carrying a whole snapshot travels in two pieces: the message (with
 snapshot of the same size) and the snapshot's tables through the codec, then the snapshot's
 page data raw. msgpack would copy a large payload several times while holding the GIL,
 long enough to starve the worker's keep-alives; raw bytes go straight to the socket. Every
-other message is codec bytes only. This module only translates between `TeamService` and
-`DataPlane`; it must not interpret the messages.
+other message is codec bytes only. It counts the bytes of memory it sends (whole snapshots,
+diffs) for the worker's metrics. This module only translates between `TeamService` and
+`DataPlane`; it must not interpret the messages otherwise.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import dataclasses
 import struct
 from collections.abc import Callable
 
+from faabric._util.tally import Tally
 from faabric.errors import BrokenError
 from faabric.messages.codec import Codec
-from faabric.messages.team import TEAM_CODEC, TeamStart
+from faabric.messages.team import TEAM_CODEC, TeamDone, TeamReply, TeamRequest, TeamStart
 from faabric.mpi.network import DataPlane
-from faabric.snapshot import Snapshot
+from faabric.snapshot import Diff, Snapshot
 
 _PLAIN, _SPLIT = b"\x00", b"\x01"
 _LENGTH = struct.Struct("<Q")
@@ -30,6 +32,7 @@ class TeamWire:
     def __init__(self, plane: DataPlane, codec: Codec = TEAM_CODEC) -> None:
         self._plane = plane
         self._codec = codec
+        self.sent = Tally(("snapshot", "diff"))  # frame bytes of memory sent to other workers
 
     @property
     def address(self) -> str:
@@ -39,7 +42,11 @@ class TeamWire:
         self._plane.learn(peers)
 
     def send_team(self, host: str, message: object) -> None:
-        self._plane.send_frame(host, self.encode(message))
+        parts = self.encode(message)
+        self._plane.send_frame(host, parts)
+        kind = _memory_kind(message)
+        if kind is not None:
+            self.sent.add(kind, sum(len(part) for part in parts))
 
     def encode(self, message: object) -> tuple[bytes, ...]:
         """The payload of the frame carrying `message`."""
@@ -80,3 +87,18 @@ class TeamWire:
     def router(self, received: Callable[[object], None]) -> Callable[[bytearray], None]:
         """The data plane's TEAM frame handler, decoding for `received`."""
         return lambda payload: received(self.decode(payload))
+
+
+def _memory_kind(message: object) -> str | None:
+    """"snapshot" for a message carrying a whole memory, "diff" for one carrying changes to
+    one, None for the rest (the team's synchronisation)."""
+    match message:
+        case TeamStart(image=Snapshot()):
+            return "snapshot"
+        case TeamStart():
+            return "diff"
+        case TeamRequest(diff=Diff()) | TeamDone(diff=Diff()):
+            return "diff"
+        case TeamReply(diffs=diffs) if diffs:
+            return "diff"
+    return None

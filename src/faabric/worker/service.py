@@ -55,6 +55,7 @@ from faabric.messages.control import (
     TeamKeptLocal,
     TeamResized,
     ThawApp,
+    WorkerCounters,
 )
 from faabric.messages.types import Batch, Cancelled, Failed, GranuleResult
 from faabric.mpi.migration import CalledOff, Decision, Freeze, Start
@@ -152,6 +153,7 @@ class Worker:
         migrating: Migrating | None = None,
         courier: Courier | None = None,
         max_frame: int = CONTROL_MAX_FRAME,
+        counters: Callable[[], WorkerCounters] | None = None,
     ) -> None:
         self.name = name
         self.slots = slots
@@ -163,6 +165,8 @@ class Worker:
         self._migrating = migrating
         self._courier = courier
         self._max_frame = max_frame  # of frames from the planner
+        self._counters = counters  # read before each keep-alive and report, for metrics
+        self._counting = threading.Lock()  # counters are read and queued in one step
         self.parked = ParkedRanks()
         self.scaling = ScaleClient(self._send)
         self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
@@ -347,15 +351,21 @@ class Worker:
 
     def _keepalive_loop(self, interval: float) -> None:
         while not self._stopping.wait(interval):
-            self._send(KeepAlive())
+            self._send(KeepAlive(), counted=True)
 
-    def _send(self, message: ToPlanner) -> bool:
-        """Send to the planner; False if it is not connected or the send failed."""
+    def _send(self, message: ToPlanner, *, counted: bool = False) -> bool:
+        """Send to the planner (`counted`: after the worker's counters); False if it is not
+        connected or the send failed."""
         with self._conn_lock:
             outbox = self._outbox
         if outbox is None:
             return False
-        outbox.put(message)
+        if counted and self._counters is not None:
+            with self._counting:  # queued in the order read: the planner never sees one drop
+                outbox.put(self._counters())
+                outbox.put(message)
+        else:
+            outbox.put(message)
         try:
             outbox.flush()  # sends ours too, or another thread sending now will
             return True
@@ -384,4 +394,4 @@ class Worker:
             if isinstance(result, RankLeft):
                 self._send(RankMoved(result.app_id, result.index, result.epoch, result.to))
             else:
-                self._send(Report(result))
+                self._send(Report(result), counted=True)
