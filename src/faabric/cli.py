@@ -24,10 +24,13 @@ from typing import Any
 from faabric import __version__
 from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, WorkerConfig, load
 from faabric.errors import ApiError, ConfigError, FaabricError
+from faabric.logs import FORMATS, LOG_FORMAT_ENV, configure, log_format, tag
 
 EXIT_USAGE = 2
 TOKEN_HELP = ("file holding the cluster token (default: FAABRIC_TOKEN, else "
               "~/.config/faabric/token)")
+LOG_FORMAT_HELP = ("log lines on stderr as text (the default) or json (one object per "
+                   f"line); default: {LOG_FORMAT_ENV}, else text")
 OUTPUT_LIMIT_HELP = ("bytes of stdout, and of stderr, kept per granule (default 16 MiB); "
                      "output past it is dropped and the result says it was truncated")
 
@@ -41,10 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guard(lambda: cc_main(args[1:], cxx=args[0] == "c++"))
     parser = _parser()
     ns = parser.parse_args(args)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(ns, "verbose", False) else logging.WARNING,
-        format="faabric %(name)s: %(message)s",
-    )
+    try:
+        fmt = log_format(getattr(ns, "log_format", None), os.environ)
+    except ConfigError as exc:
+        print(f"faabric: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure(logging.DEBUG if getattr(ns, "verbose", False) else logging.WARNING, fmt)
     if not hasattr(ns, "func"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -151,6 +156,8 @@ def _add_planner(sub: Any) -> None:
                    "(default), compact or spot")
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("--log-format", dest="log_format", choices=FORMATS,
+                   help=LOG_FORMAT_HELP)
     p.set_defaults(func=_cmd_planner)
 
 
@@ -163,6 +170,8 @@ def _add_worker(sub: Any) -> None:
                    help=OUTPUT_LIMIT_HELP)
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("--log-format", dest="log_format", choices=FORMATS,
+                   help=LOG_FORMAT_HELP)
     p.set_defaults(func=_cmd_worker)
 
 
@@ -179,6 +188,8 @@ def _add_cluster(sub: Any) -> None:
     up.add_argument("--policy", help="scheduling policy (default bin-pack)")
     up.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
     up.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    up.add_argument("--log-format", dest="log_format", choices=FORMATS,
+                    help=LOG_FORMAT_HELP + " (its workers log the same way)")
     up.set_defaults(func=_cmd_cluster_up)
 
 
@@ -271,6 +282,7 @@ def _cmd_worker(ns: argparse.Namespace) -> int:
 
     config = load(WorkerConfig, "worker", _options(ns, "planner", "slots", "name", "token_file",
                                                    "output_limit"))
+    tag(host=config.host_name())  # on every line the worker logs (JSON lines show it)
     worker, release = build_worker(config, _token(ns, config.token_file))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop("stopped by a signal"))
@@ -289,8 +301,9 @@ def _cmd_cluster_up(ns: argparse.Namespace) -> int:
                    _options(ns, "host", "port", "control_port", "policy", "token_file"))
     slots = load(WorkerConfig, "worker", _options(ns, "slots")).slots
     token, created = _token_made(ns, planner.token_file)
+    env = {**os.environ, LOG_FORMAT_ENV: log_format(ns.log_format, os.environ)}
     with EmbeddedCluster(hosts=ns.hosts, slots=slots, planner=planner,
-                         token=token) as cluster:
+                         token=token, worker_env=env) as cluster:
         print(f"faabric cluster up: planner {cluster.url}, {ns.hosts} worker(s) x {slots} "
               "slots; Ctrl-C to stop", file=sys.stderr, flush=True)
         _announce(planner.token_file, created)

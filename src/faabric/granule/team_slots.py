@@ -89,7 +89,7 @@ class TeamSlots:
         answer = self._request(app_id, extra - held, False)
         if isinstance(answer, ScaleRefused):
             log.info("app %d granule %d runs a team of %d on one worker: %s", app_id, index,
-                     team, answer.reason)
+                     team, answer.reason, extra={"app": app_id, "granule": index})
             return TeamPlan(team, min(team, 1 + held + answer.free))
         here = sum(n for h, n in answer.placement if h == self._host)
         with self._lock:
@@ -120,7 +120,7 @@ class TeamSlots:
                 self._held[key] = held + sum(n for _, n in answer.placement)
         if isinstance(answer, ScaleRefused):
             log.info("app %d granule %d has no slots here for %d threads: %s", app_id, index,
-                     threads, answer.reason)
+                     threads, answer.reason, extra={"app": app_id, "granule": index})
             return False
         return True
 
@@ -140,7 +140,7 @@ class TeamSlots:
                 lent = sum(n for host, n in answer.placement if host == self._host)
             else:
                 log.info("app %d granule %d: no elastic slots: %s", app_id, index,
-                         answer.reason)
+                         answer.reason, extra={"app": app_id, "granule": index})
         with self._lock:
             self._lent[key] = lent
         return max(1, min(wanted, 1 + held + lent))

@@ -253,7 +253,8 @@ class Worlds:
     def _drop_early(self, app_id: int, reason: str) -> None:
         """Forget an app that has no rank here, with what arrived for it. Lock held."""
         held = self._early.forget(app_id)
-        log.warning("dropped app %d (%d bytes of frames): %s", app_id, held, reason)
+        log.warning("dropped app %d (%d bytes of frames): %s", app_id, held, reason,
+                    extra={"app": app_id})
         self._forget(app_id, reason)
 
     def _start_sweeper(self) -> None:

@@ -197,7 +197,7 @@ class PlannerService:
             self._data_addresses.pop(name, None)
             outboxes = self._route(self._core.handle(HostLeft(name, reason)))
         conn.close()
-        log.info("worker %s left: %s", name, reason)
+        log.info("worker %s left: %s", name, reason, extra={"host": name})
         self._flush(outboxes)
 
     def granule_finished(self, result: GranuleResult, name: str) -> None:
@@ -216,7 +216,8 @@ class PlannerService:
                 del self._outboxes[name]
                 self._data_addresses.pop(name, None)
         for name, conn in zip(gone, conns, strict=True):
-            log.warning("worker %s expired: no keep-alive for %g s", name, self.keepalive_timeout)
+            log.warning("worker %s expired: no keep-alive for %g s", name,
+                        self.keepalive_timeout, extra={"host": name})
             conn.close()
         self._flush(outboxes)
 
@@ -278,7 +279,7 @@ class PlannerService:
             outboxes = self._route(self._core.handle(AppCancelled(app_id, reason)))
             view = self._core.app(app_id)
         if ended:
-            log.info("app %d cancelled %s", app_id, reason)
+            log.info("app %d cancelled %s", app_id, reason, extra={"app": app_id})
         self._flush(outboxes)
         return view, ended
 
@@ -351,7 +352,8 @@ class PlannerService:
                 case Reject():
                     continue  # answered by the caller
                 case Disregard(host, what):
-                    log.warning("ignored a message of worker %s: %s", host, what)
+                    log.warning("ignored a message of worker %s: %s", host, what,
+                                extra={"host": host})
                     continue
                 case Dispatch(host, batch):
                     message: object = RunBatch(self._with_peers(batch))
