@@ -4,7 +4,8 @@ The worker keeps one control connection to the planner, opened by proving it kno
 cluster token (and checking that the planner does too). A reader loop takes `RunBatch`
 messages and queues each granule on a pool of slot threads; a keep-alive thread proves the
 worker is alive; each slot thread sends a `Report` when its granule ends, through one
-`Outbox`, so reports that finish together share a write. If the planner goes
+`Outbox`, so reports that finish together share a write. Keep-alives and reports go after
+the worker's counters (`WorkerCounters`, for the planner's metrics). If the planner goes
 away the worker tries to re-register for `reconnect_for` seconds, then gives up. Running a
 granule is the runner's business; this module never touches wasm.
 """
