@@ -1,6 +1,7 @@
 """Metrics and logs with real processes: an MPI app across two workers shows up in the
-planner's GET /metrics (slots by host, finished apps, MPI bytes same-host and cross-host),
-which needs the cluster token; `--log-format json` makes every log line a JSON object."""
+planner's GET /metrics (slots by host, finished apps, MPI bytes same-host and cross-host), an
+OpenMP team across two workers as snapshot and diff bytes; /metrics needs the cluster
+token; `--log-format json` makes every log line a JSON object."""
 
 from __future__ import annotations
 
@@ -108,6 +109,28 @@ def test_an_mpi_app_across_two_workers_shows_in_the_metrics(
     assert mpi_bytes(now, "cross-host") == cross
     assert mpi_bytes(now, "same-host") > same
     assert now[("faabric_apps_finished_total", (("outcome", "succeeded"),))] >= 2
+
+
+def test_a_team_across_two_workers_counts_its_snapshot_and_diffs(
+    make_cluster: Callable[..., Cluster], cache_dir: Path
+) -> None:
+    cluster = make_cluster({"omp-a": 2, "omp-b": 2})
+    wasm = build(GUESTS / "omp_hosts.c", flags=("-fopenmp",),
+                 cache_dir=cache_dir / "builds").read_bytes()
+    client = cluster.client(timeout=APP_TIMEOUT + 10)
+    try:
+        module = client.upload_module(wasm)
+        doc = client.submit({"module": module, "size": 1, "env": {"OMP_NUM_THREADS": "4"}},
+                            wait=APP_TIMEOUT)
+    finally:
+        client.close()
+    assert doc["status"] == 0, doc
+    main = hosts_of(doc).pop()  # the granule's worker sent its memory to the other
+    now = samples(cluster)
+    sent = "faabric_snapshot_bytes_sent_total"
+    assert now[(sent, (("host", main), ("kind", "snapshot")))] > 0
+    assert sum(value for (name, labels), value in now.items()
+               if name == sent and ("kind", "diff") in labels) > 0
 
 
 @pytest.mark.parametrize("token", [None, "a-token-of-some-other-cluster-000000"])
