@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from faabric.cli import EXIT_USAGE, main
 from faabric.errors import ConfigError
 from faabric.logs import LOG_FORMAT_ENV, configure, log_format, tag
 
@@ -87,3 +88,12 @@ def test_text_lines_are_unchanged() -> None:
     tag(host="worker-1")
     logging.getLogger("faabric.test").warning("lost %s", "b", extra={"host": "x"})
     assert lines(stream) == ["faabric faabric.test: lost b"]
+
+
+def test_the_command_refuses_an_unknown_format_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(LOG_FORMAT_ENV, "xml")
+    assert main(["status"]) == EXIT_USAGE
+    message = "faabric: FAABRIC_LOG_FORMAT must be text or json, not 'xml'\n"
+    assert capsys.readouterr().err == message
