@@ -138,7 +138,11 @@ def _add_run(sub: Any) -> None:
                    "app runs on ('faabric cancel APP' stops it)")
     p.add_argument("--token-file", dest="token_file",
                    help=TOKEN_HELP + "; with --planner only: an embedded cluster makes its own")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("--tag-output", action="store_true", dest="tag_output",
+                   help="prefix every line the granules print with [APP,INDEX]<stdout>: or "
+                   "[APP,INDEX]<stderr>: (as mpirun --tag-output)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log what happens; show a trapped granule's backtrace")
     p.add_argument("program", help="a .c, .cpp or .wasm file")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments after '--' go to the guest")
     p.set_defaults(func=_cmd_run)
@@ -259,7 +263,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         token = new_token()
     return run_program(config, ns.program, args, token=token, env=env,
                        input_file=ns.input_file, verbose=ns.verbose,
-                       user=os.environ.get("USER", ""), detach=ns.detach)
+                       user=os.environ.get("USER", ""), detach=ns.detach,
+                       tag_output=ns.tag_output)
 
 
 def _cmd_planner(ns: argparse.Namespace) -> int:

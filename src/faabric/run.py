@@ -2,7 +2,8 @@
 
 Without a planner URL an embedded cluster is started for the run and torn down after it; the
 caller gives the cluster token either way (for an embedded cluster, a fresh one).
-Granules' stdout is printed in granule order, their stderr to stderr; the exit status is 0
+Granules' stdout and stderr are printed as they are produced (`run_output`), each granule's
+in order; the exit status is 0
 only if every granule exited 0, otherwise one line on stderr says which granule failed how
 (and one more if any granule's output went over the workers' output limit).
 The app lives as long as the run: SIGINT or SIGTERM cancels it (one line on stderr, exit
@@ -21,6 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 from faabric.config import RunConfig
 from faabric.errors import ApiError, ConfigError, FaabricError
 from faabric.planner.client import PlannerClient, id_ranges
+from faabric.run_output import Follow, OutputPrinter
 from faabric.scheduling import get_policy
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ def run_program(
     verbose: bool = False,
     user: str = "",
     detach: bool = False,
+    tag_output: bool = False,
 ) -> int:
     """Run `program` as `config.n` granules for `user` (who submits it, for the compact
     policy) with the environment `env` (see `guest_environment`), on the planner of
@@ -76,7 +80,8 @@ def run_program(
             app = _app_document(config, program, args, env, input_file, user)
             with _planner(config, token, verbose) as client:
                 app["module"] = client.upload_module(wasm)
-                return _submit(client, app, config, detach, token)
+                return _submit(client, app, config, detach, token,
+                               _Printing(tag_output, verbose))
     except Interrupted as stop:  # before the app was submitted
         print("faabric: interrupted", file=sys.stderr)
         return 128 + stop.signum
@@ -101,12 +106,21 @@ def _app_document(config: RunConfig, program: str, args: Sequence[str],
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Printing:
+    """How the app's output is printed: lines tagged with app and granule, backtraces."""
+
+    tag: bool
+    verbose: bool
+
+
 def _submit(client: PlannerClient, app: dict[str, Any], config: RunConfig,
-            detach: bool, token: str) -> int:
-    """Submit the app; detached, print its id, else wait for it and report it. An
-    interruption cancels it."""
+            detach: bool, token: str, printing: _Printing) -> int:
+    """Submit the app; detached, print its id, else follow its output, wait for it and
+    report it. An interruption cancels it."""
     app_id: int | None = None
     waited = config.timeout + CLIENT_MARGIN
+    follow: Follow | None = None
     try:
         try:  # attached, the app is bound to this connection: it ends if the run is killed
             doc = client.submit(app, cancel_on_disconnect=not detach)
@@ -118,10 +132,19 @@ def _submit(client: PlannerClient, app: dict[str, Any], config: RunConfig,
         if detach:
             print(app_id, flush=True)
             return 0
+        printer = OutputPrinter(app_id, config.n, sys.stdout.buffer, sys.stderr.buffer,
+                                tag=printing.tag, verbose=printing.verbose)
+        follow = Follow(client.follow_output(app_id), printer)
         doc = client.wait_app(app_id, waited, cancel_on_disconnect=True)
+        follow.stop()
     except Interrupted as stop:
+        if follow is not None:
+            follow.stop(grace=0)
         return _cancel(client, app_id, stop.signum, token)
-    return report(doc, waited)
+    if follow.error is not None:
+        log.info("the output stream broke: %s; printing the rest from the results",
+                  follow.error)
+    return report(doc, waited, printer)
 
 
 def _cancel(client: PlannerClient, app_id: int | None, signum: int, token: str) -> int:
@@ -186,14 +209,13 @@ def load_program(path: Path, cache_dir: Path, *, verbose: bool = False) -> bytes
     return path.read_bytes()
 
 
-def report(doc: dict[str, Any], waited: float) -> int:
-    """Print the app's outputs in granule order; returns its exit status."""
-    out = sys.stdout.buffer
-    for result in doc["results"]:
-        out.write(result["stdout"])
-        sys.stderr.buffer.write(result["stderr"])
-    out.flush()
-    sys.stderr.flush()
+def report(doc: dict[str, Any], waited: float, printer: OutputPrinter | None = None) -> int:
+    """Print what `printer` has not printed of the app's outputs (without one, all of
+    them), then how it ended; returns its exit status."""
+    if printer is None:
+        printer = OutputPrinter(doc["app_id"], doc["size"], sys.stdout.buffer,
+                                sys.stderr.buffer)
+    printer.finish(doc["results"])
     truncated = [r["index"] for r in doc["results"] if r.get("truncated")]
     if truncated:
         which = f"granule{'s' if len(truncated) > 1 else ''} {id_ranges(truncated)}"
@@ -212,8 +234,8 @@ def report(doc: dict[str, Any], waited: float) -> int:
     where = f" on {first['host']}" if first["host"] else ""
     prefix = (f"{len(failed)} of {doc['size']} granules failed; first to fail: "
               if len(failed) > 1 else "")
-    print(f"faabric: {prefix}granule {first['index']}{where} {first['outcome']['message']}",
-          file=sys.stderr)
+    print(f"faabric: {prefix}app {doc['app_id']} granule {first['index']}{where} "
+          f"{first['outcome']['message']}", file=sys.stderr)
     return int(first["status"]) or 1
 
 

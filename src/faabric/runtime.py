@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from faabric.config import PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
+from faabric.granule.streaming import OutputStreamer, StreamLimits
 from faabric.granule.team_slots import ElasticLink, TeamSlots
 from faabric.mpi.early import EarlyLimits
 from faabric.mpi.network import DataLimits, DataPlane
@@ -147,9 +148,12 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
         *thread_functions(ThreadPolicy(default_team=config.slots), team_slots),
         *TeamFunctions(teams, team_slots.plan, team_slots, team_slots).functions(),
     )
+    streamer = OutputStreamer(lambda chunk: worker.send_output(chunk),
+                              StreamLimits(config.output_limit))
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
                            teams=teams, extra_functions=functions,
-                           send_rank=data_plane.send_rank, output_limit=config.output_limit)
+                           send_rank=data_plane.send_rank, output_limit=config.output_limit,
+                           streamer=streamer)
     teams.serve_parts(runner.run_part)
 
     def locate() -> PlannerAddress:
@@ -170,6 +174,7 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
     )
 
     def release() -> None:
+        streamer.close()
         data_plane.close()
         client.close()
         engine.close()

@@ -5,6 +5,7 @@ documents with "resized" and "kept-local" events match the OpenAPI schema. No cl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,19 @@ class FakeClient:
 
     def wait_app(self, app_id: int, timeout: float, **kwargs: Any) -> dict[str, Any]:
         return {"app_id": app_id, "results": [], "finished": 1.0, "size": 1}
+
+    def close(self) -> None:
+        pass
+
+    def follow_output(self, app_id: int, start: int = 0) -> NoOutput:
+        return NoOutput()
+
+
+class NoOutput:
+    """An output stream that ends at once (the results hold everything)."""
+
+    def events(self) -> Iterator[Any]:
+        return iter(())
 
     def close(self) -> None:
         pass

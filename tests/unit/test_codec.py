@@ -23,6 +23,7 @@ from faabric.messages.control import (
     MigrationPoints,
     MigrationStart,
     MigrationWithdrawn,
+    OutputChunk,
     RankMoved,
     Refused,
     Register,
@@ -103,6 +104,7 @@ MESSAGES = [
     RankMoved(4, 1, 2, "host-1"),
     MigrationFreeze(4, 3, "host-2", (("host-2", "127.0.0.1:9"),)),
     ThawApp(4, 4, ("host-1", "host-2"), (("host-1", "127.0.0.1:8"),)),
+    OutputChunk(4, 1, 2, 65536, b"\x00bytes\xff"),
     *(Report(_result(outcome)) for outcome in OUTCOMES),
 ]
 

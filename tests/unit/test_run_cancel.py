@@ -57,6 +57,19 @@ class FakeClient:
     def close(self) -> None:
         self.calls.append(("close", None, {}))
 
+    def follow_output(self, app_id: int, start: int = 0) -> NoOutput:
+        return NoOutput()
+
+
+class NoOutput:
+    """An output stream that ends at once (the results hold everything)."""
+
+    def events(self) -> Iterator[Any]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:

@@ -24,6 +24,7 @@ from faabric.abi.mpi import MPI_FUNCTIONS
 from faabric.abi.state import Arrival, GranuleState, MpiRank, TeamContext
 from faabric.errors import FaabricError
 from faabric.granule import transfer
+from faabric.granule.streaming import GranuleTap, OutputStreamer
 from faabric.granule.team_slots import TeamSlots
 from faabric.granule.transfer import RankLeft, RankPackage
 from faabric.messages.team import TeamStart
@@ -80,8 +81,10 @@ class GranuleRunner:
         send_rank: RankSender | None = None,
         clock: Clock = time.time,
         output_limit: int = OUTPUT_LIMIT,
+        streamer: OutputStreamer | None = None,
     ) -> None:
         self._modules = modules
+        self._streamer = streamer  # sends granules' output as it is produced
         self._host = host
         self._worlds = worlds
         self._team_slots = team_slots
@@ -216,6 +219,7 @@ class GranuleRunner:
                 module, spec, state,
                 None if rank is None else lambda: rank.world.detach(rank.rank), cancel=cancel,
                 resume=None if moved is None else moved.suspended,
+                tap=self._tap(batch.app_id, index, moved),
             )
             outcome = result.outcome
             suspended = isinstance(outcome, Suspended)
@@ -231,6 +235,14 @@ class GranuleRunner:
             return left, b"", b"", False
         assert not isinstance(result.outcome, Suspended)
         return result.outcome, result.stdout, result.stderr, result.truncated
+
+    def _tap(self, app_id: int, index: int, moved: _MovedIn | None) -> GranuleTap | None:
+        """What streams the run's output; a moved rank's goes on after what it wrote before."""
+        if self._streamer is None:
+            return None
+        base = (0, 0) if moved is None else (len(moved.package.stdout),
+                                             len(moved.package.stderr))
+        return self._streamer.tap(app_id, index, base)
 
     def _depart(self, rank: MpiRank, batch: Batch, io: GranuleIO, result: RunResult,
                 times: tuple[float, float]) -> RankLeft | Outcome:

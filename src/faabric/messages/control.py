@@ -276,6 +276,23 @@ class ThawApp:
     peers: tuple[tuple[str, str], ...] = ()
 
 
+# -- output: what running granules print, streamed to the planner as it is produced --------
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """Worker -> planner: bytes granule `index` of app `app_id` wrote to `stream` (1 stdout,
+    2 stderr), starting at byte `offset` of that stream (counted from the granule's first
+    start, across moves). A granule's chunks of one stream come in order, each once, all
+    before its `Report`; they hold at most the worker's output limit of each stream."""
+
+    app_id: int
+    index: int
+    stream: int
+    offset: int
+    data: bytes
+
+
 ControlMessage = (
     Register
     | Registered
@@ -301,6 +318,7 @@ ControlMessage = (
     | RankMoved
     | MigrationFreeze
     | ThawApp
+    | OutputChunk
 )
 
 CONTROL_CODEC = Codec(
@@ -329,6 +347,7 @@ CONTROL_CODEC = Codec(
         RankMoved,
         MigrationFreeze,
         ThawApp,
+        OutputChunk,
         AppSpec,
         Batch,
         GranuleResult,

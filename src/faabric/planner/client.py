@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import msgpack
 
 from faabric.errors import ApiError, AuthError, BrokenError, ConfigError
+from faabric.planner.follow import OutputFollower
 
 MSGPACK = "application/msgpack"
 WAIT_SLICE = 60.0
@@ -118,6 +119,11 @@ class PlannerClient:
                            cancel_on_disconnect=cancel_on_disconnect)
             if doc["finished"] is not None or left <= 0:
                 return doc
+
+    def follow_output(self, app_id: int, start: int = 0) -> OutputFollower:
+        """GET /v1/apps/{id}/output: the app's output as it is produced, on a connection of
+        its own (iterate `.events()`, `.close()` to stop)."""
+        return OutputFollower(self.host, self.port, self._authorization, app_id, start)
 
     def cancel(self, app_id: int) -> dict[str, Any]:
         """DELETE /v1/apps/{id}: stop the app (ApiError 404 if it is unknown). Returns its

@@ -22,6 +22,7 @@ from faabric.messages.control import (
     KeepAlive,
     MigrationClaim,
     MigrationPoints,
+    OutputChunk,
     RankMoved,
     Refused,
     Register,
@@ -134,6 +135,8 @@ class ControlServer:
                     self._service.worker_counters(name, message)
                 case Report(result):
                     self._service.granule_finished(result, name)
+                case OutputChunk(app_id, index, stream, offset, data):
+                    self._service.granule_output(name, app_id, index, stream, offset, data)
                 case ScaleRequest(app_id, request_id, count, local, up_to):
                     self._service.scale_requested(name, app_id, request_id, count, local,
                                                   up_to)

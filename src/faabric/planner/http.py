@@ -32,7 +32,7 @@ from prometheus_client.exposition import choose_encoder
 
 from faabric import __version__
 from faabric.errors import ModuleError, NotEnoughSlots
-from faabric.planner import views
+from faabric.planner import http_output, views
 from faabric.planner.http_limits import ApiFailure, GuardedHandler, GuardedServer, HttpLimits
 from faabric.planner.modules import is_digest
 from faabric.planner.service import PlannerService
@@ -58,6 +58,11 @@ class _Text:
 
 class ClientGone(Exception):
     """Raised by a route that finds its client has closed the connection: nothing is sent."""
+
+
+class Answered(Exception):
+    """Raised by a route that wrote its whole response itself (a stream): nothing more is
+    sent, and the connection closes."""
 
 
 class PlannerHttpServer(GuardedServer):
@@ -115,6 +120,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/v1/apps/batch$"), "submit_batch"),
     ("GET", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "get_app"),
     ("DELETE", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)$"), "cancel_app"),
+    ("GET", re.compile(r"^/v1/apps/(?P<app_id>[^/]+)/output$"), "app_output"),
 ]
 
 
@@ -180,6 +186,8 @@ class _Handler(GuardedHandler):
             if self.body_pending:
                 self.close_connection = True  # the unread body would corrupt the next request
             self._send(failure.status, {"error": failure.reason})
+        except Answered:
+            self.close_connection = True
         except (ClientGone, ConnectionError):  # the client left: there is no one to answer
             log.debug("%s went away during %s %s", self.address_string(), method, url.path)
             self.close_connection = True
@@ -410,6 +418,33 @@ class _Handler(GuardedHandler):
         doc = views.app_document(view, binary=self._binary(), wall_offset=service.wall_offset)
         return HTTPStatus.OK, {**doc, "cancelled": cancelled}
 
+    def _r_app_output(self, app_id: str) -> tuple[HTTPStatus, Any]:
+        number, service = _app_number(app_id), self.server.service
+        start = _first_chunk(self.query.get("from"), self.headers.get("Last-Event-ID"))
+        if service.app(number) is None:
+            raise ApiFailure(HTTPStatus.NOT_FOUND, f"no app {number} (never submitted, or reset)")
+        self.close_connection = True  # the stream ends with the connection
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+        def status() -> int | None:
+            view = service.app(number)
+            return None if view is None else views.app_document(view, binary=True)["status"]
+
+        try:
+            http_output.follow(service.outputs, number, start, self._write_flushed,
+                               self._peer_gone, status)
+        except OSError as exc:  # it went away, or stopped reading for too long
+            raise ClientGone() from exc
+        raise Answered()
+
+    def _write_flushed(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
+
     def _app_response(
         self, app_id: int, wait: float, pending: HTTPStatus
     ) -> tuple[HTTPStatus, Any]:
@@ -435,6 +470,16 @@ class _Handler(GuardedHandler):
 def _app_number(text: str) -> int:
     if not _APP_ID.fullmatch(text):
         raise ApiFailure(HTTPStatus.BAD_REQUEST, "an app id is a positive integer")
+    return int(text)
+
+
+def _first_chunk(given: str | None, last_event_id: str | None) -> int:
+    """The first chunk a follower wants: `from`, else the one after `Last-Event-ID`."""
+    if given is None and last_event_id is not None and last_event_id.strip().isdigit():
+        return int(last_event_id.strip()) + 1
+    text = given or "0"
+    if not text.isdigit() or len(text) > 18:
+        raise ApiFailure(HTTPStatus.BAD_REQUEST, "'from' must be a chunk number (0 or more)")
     return int(text)
 
 

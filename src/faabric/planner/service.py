@@ -73,6 +73,7 @@ from faabric.planner.core import (
     WithdrawMigration,
 )
 from faabric.planner.modules import ModuleStore
+from faabric.planner.output import OutputBuffers
 from faabric.scheduling import Policy, bin_pack
 from faabric.transport.framing import FramedSocket
 from faabric.transport.outbox import Outbox
@@ -106,6 +107,7 @@ class PlannerService:
         # The core keeps time on `clock` (monotonic); documents show Unix time.
         self.wall_offset = time.time() - clock()
         self.modules = ModuleStore(max_module_bytes)
+        self.outputs = OutputBuffers()  # what running apps print, for clients following it
         self._core = PlannerCore(
             clock=clock,
             keepalive_timeout=keepalive_timeout,
@@ -206,6 +208,11 @@ class PlannerService:
             result = dataclasses.replace(result, host=name)
         self._feed(GranuleFinished(result), HostAlive(name))
 
+    def granule_output(self, name: str, app_id: int, index: int, stream: int, offset: int,
+                       data: bytes) -> None:
+        """Worker `name` passed on bytes a running granule printed (kept for followers)."""
+        self.outputs.add(app_id, index, stream, offset, data)
+
     def tick(self) -> None:
         """Expire workers whose keep-alive lapsed and close their connections."""
         with self._lock:
@@ -240,6 +247,7 @@ class PlannerService:
             rejects = [c for c in commands if isinstance(c, Reject)]
             if rejects:
                 raise rejects[0].error()
+            self.outputs.open(ids)
             outboxes = self._route(commands)
         self._flush(outboxes)
         return ids
@@ -311,6 +319,7 @@ class PlannerService:
     def reset(self) -> None:
         """Forget every app; workers stay registered."""
         self._feed(Reset())
+        self.outputs.clear()
 
     def evict(self, name: str) -> bool:
         """Announce worker `name` for eviction (again: nothing more happens); returns False
@@ -347,6 +356,7 @@ class PlannerService:
             match command:
                 case Finish(app_id):
                     self._waiters.finished(app_id)
+                    self.outputs.finish(app_id)
                     self._observe_finished(app_id)
                     continue
                 case Reject():

@@ -22,6 +22,7 @@ import os
 import select
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 OUTPUT_LIMIT = 16 << 20  # bytes kept per stream per granule, unless the worker sets another
 # lseek(2) without releasing the GIL: os.fstat would hand the GIL to another thread and wait
@@ -49,6 +50,21 @@ class Captured:
     dropped: int
 
 
+class Tailable(Protocol):
+    """An output that can be read while it is being written."""
+
+    def read_from(self, start: int, count: int) -> bytes: ...
+
+
+class OutputTap(Protocol):
+    """Follows a run's stdout and stderr while it goes on (e.g. to stream them): `attach`ed
+    when the run starts, `detach`ed once its output is complete and before it is reused."""
+
+    def attach(self, stdout: Tailable, stderr: Tailable) -> None: ...
+
+    def detach(self) -> None: ...
+
+
 class MemoryFile:
     """One anonymous in-memory file; `path` is how another component can open it."""
 
@@ -71,6 +87,11 @@ class MemoryFile:
         size = self._size = _size_of(self._fd)
         data = os.pread(self._fd, min(size, limit), 0) if size and limit else b""
         return Captured(data + b"".join(self._notes), max(0, size - limit))
+
+    def read_from(self, start: int, count: int) -> bytes:
+        """Up to `count` bytes written from byte `start` on (fewer, or none, if the writer
+        has not got that far yet); safe while the guest writes."""
+        return os.pread(self._fd, count, start) if count > 0 else b""
 
     def reset(self) -> bool:
         """Empty the file for another writer, once `read` has taken what it held. False (and
@@ -158,6 +179,10 @@ class PipeFile:
             os.write(self._file.fd, data)
             if os.get_blocking(self._read_fd):
                 return
+
+    def read_from(self, start: int, count: int) -> bytes:
+        """Up to `count` bytes from byte `start` of what the drain has copied so far."""
+        return self._file.read_from(start, count)
 
     def read(self, limit: int = OUTPUT_LIMIT) -> Captured:
         """Everything written so far (call it once no instance writes any more)."""

@@ -38,7 +38,7 @@ from faabric.wasm._live import (
     cause_of,
 )
 from faabric.wasm.cache import ENTRY_POINT, LoadedModule
-from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, PipeFile
+from faabric.wasm.capture import OUTPUT_LIMIT, CapturePool, OutputTap, PipeFile
 from faabric.wasm.engine import WasmEngine
 from faabric.wasm.host import GuestFault, HostFunction, SharedMemoryAccess
 from faabric.wasm.interrupt import (
@@ -139,13 +139,15 @@ class Launcher:
         self, module: LoadedModule, spec: RunSpec, state: object,
         before_release: Callable[[], None] | None = None, *,
         cancel: Cancellation | None = None, resume: Suspended | None = None,
+        tap: OutputTap | None = None,
     ) -> RunResult:
         """Run `module`'s `_start` in a fresh sandbox; `state` is what host functions see.
 
         `before_release` is called once the guest has stopped but while its memory still
         exists, so that other threads holding pointers into it can let go of them. Cancelling
         `cancel` stops the run within about one slice; its outcome is then `Cancelled`. With
-        `resume`, the instance carries on from where that suspended one stopped.
+        `resume`, the instance carries on from where that suspended one stopped. `tap`
+        follows the run's stdout and stderr while it goes on.
         """
         threaded = module.shared_memory is not None
         pair = None if threaded else self._captures.take()
@@ -157,6 +159,8 @@ class Launcher:
                       self._slice)
         granule = _Granule(module, spec, state, watch, stdout, stderr, self._wasi_args(spec),
                            movable=self._movable(module), resume=resume)
+        if tap is not None:
+            tap.attach(stdout, stderr)
         try:
             outcome: Outcome | Suspended
             try:
@@ -165,6 +169,8 @@ class Launcher:
                 outcome = Failed(str(error))
             return _collect(outcome, stdout, stderr, self.output_limit)
         finally:
+            if tap is not None:  # after _collect drained the pipes, before the files go
+                tap.detach()
             if pair is None:
                 stdout.close()
                 stderr.close()

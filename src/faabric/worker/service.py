@@ -42,6 +42,7 @@ from faabric.messages.control import (
     MigrationPoints,
     MigrationStart,
     MigrationWithdrawn,
+    OutputChunk,
     RankMoved,
     Refused,
     Register,
@@ -76,7 +77,7 @@ FromPlanner = (
 )
 ToPlanner = (
     KeepAlive | Report | ScaleRequest | ScaleRelease | TeamResized | TeamKeptLocal
-    | MigrationPoints | MigrationClaim | RankMoved
+    | MigrationPoints | MigrationClaim | RankMoved | OutputChunk
 )
 NOT_STARTED = "the app was stopped before this granule started"
 
@@ -319,6 +320,11 @@ class Worker:
     def claim(self, app_id: int, epoch: int) -> None:
         """The app takes migration offer `epoch`."""
         self._send(MigrationClaim(app_id, epoch))
+
+    def send_output(self, chunk: OutputChunk) -> None:
+        """Pass on bytes a running granule printed (dropped while the planner is away: the
+        granule's result still holds them)."""
+        self._send(chunk)
 
     def take_rank(self, payload: memoryview) -> None:
         """A rank another worker moved here (a MOVE frame): run it on a slot thread (the
