@@ -249,5 +249,5 @@ def test_cause_of_picks_the_cause_line() -> None:
 
 def test_engine_close_is_idempotent() -> None:
     with WasmEngine() as engine:
-        assert engine.ticks_for(1.0) >= 100
+        assert engine.fingerprint
     engine.close()

@@ -1,7 +1,7 @@
-"""The code of a linked wasm module: its layout, and the atomic instructions of a function.
+"""The code of a linked wasm module: its layout, the atomic instructions and loops of a function.
 
 `parse_module` finds the sections, function types, function names and bodies.
-`atomic_instructions` walks a body's instructions; it knows the immediates of every
+`atomic_instructions` and `loop_heads` walk a body's instructions; it knows the immediates of every
 instruction clang-16 emits for wasm32 (MVP, sign-ext, non-trapping float-to-int, bulk memory,
 reference types, tail calls, 128-bit SIMD and threads), so that only real instruction starts
 count: a 0xFE or 0x1A byte inside an immediate is not an instruction. This module reads only:
@@ -19,6 +19,7 @@ from faabric.toolchain.wasm_bytes import WasmReader
 DROP = 0x1A
 ATOMIC_PREFIX = 0xFE
 FENCE = 0x03
+LOOP = 0x03
 
 _Skip = Callable[[WasmReader], None]
 
@@ -58,6 +59,36 @@ def atomic_instructions(data: bytes, start: int, end: int) -> list[AtomicInstruc
             raise ValueError(f"unknown opcode 0x{op:02x} at byte {at}")
         skip(reader)
     return found
+
+
+def loop_heads(data: bytes, start: int, end: int) -> tuple[int, list[int]]:
+    """Where the code of the function body at data[start:end] begins (past its locals) and
+    where each of its loops' code begins (just past `loop` and its block type).
+
+    Raises:
+        ValueError: the body is truncated or holds an opcode this decoder does not know.
+    """
+    reader = WasmReader(data, start, end)
+    for _ in range(reader.uleb()):  # local declarations: count, value type
+        reader.uleb()
+        reader.byte()
+    code = reader.pos
+    heads: list[int] = []
+    while reader.pos < end:
+        at = reader.pos
+        op = data[at]
+        reader.pos = at + 1
+        skip = _atomic_skip if op == ATOMIC_PREFIX else _SKIPS[op]
+        if skip is None:
+            raise ValueError(f"unknown opcode 0x{op:02x} at byte {at}")
+        skip(reader)
+        if op == LOOP:
+            heads.append(reader.pos)
+    return code, heads
+
+
+def _atomic_skip(reader: WasmReader) -> None:
+    _atomic(reader, reader.pos - 1)
 
 
 def _atomic(reader: WasmReader, at: int) -> AtomicInstruction:

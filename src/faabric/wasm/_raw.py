@@ -169,26 +169,22 @@ def caller_call(caller: Any, context: Any, name: str, *args: int) -> bool:
     return True
 
 
-def make_epoch_callback(decide: Callable[[int], int | str]) -> Any:
-    """A raw epoch-deadline callback: `decide(key)` gets the store's data key and returns the
-    ticks to run before asking again, or a message that ends the instance with an error."""
-    callback_type = bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
-
-    def callback(context: Any, data: Any, delta: Any, kind: Any) -> int:
-        try:
-            answer = decide(int(data or 0))
-        except BaseException as error:  # must not unwind into wasmtime
-            answer = f"faabric failed while checking the instance: {error!r}"
-        if isinstance(answer, str):
-            text = answer.encode(errors="replace")
-            error_ptr = ffi.wasmtime_error_new(ctypes.create_string_buffer(text))
-            address: int | None = ctypes.cast(error_ptr, ctypes.c_void_p).value
-            return address or 0
-        delta[0] = max(1, answer)
-        kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
-        return 0
-
-    return callback_type(callback)
+def export_memory_address(store: Any, instance: Any, name: str) -> int | None:
+    """Where the exported (unshared) memory `name` of `instance` (a raw
+    `wasmtime_instance_t`) starts in the host's address space, or None if there is none."""
+    item = ffi.wasmtime_extern_t()
+    raw_name = name.encode()
+    context = store._context()
+    found = _export_get(context, ctypes.byref(instance), raw_name, len(raw_name),
+                        ctypes.byref(item))
+    if not found:
+        return None
+    if _kind(item) != ffi.WASMTIME_EXTERN_MEMORY.value:
+        ffi.wasmtime_extern_delete(ctypes.byref(item))
+        return None
+    base = ctypes.cast(ffi.wasmtime_memory_data(context, ctypes.byref(item.of.memory)),
+                       ctypes.c_void_p).value
+    return base or None
 
 
 def call_i32_arg(store: Any, func: Any, value: int) -> None:

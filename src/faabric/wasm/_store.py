@@ -1,7 +1,7 @@
 """Making the Store of one instance, and instantiating into it, through wasmtime's raw C API.
 
 An instance's store needs a WASI context (argv, environment, stdout and stderr files), a
-memory limit, faabric's data key and an epoch callback. wasmtime-py spends about fifteen
+memory limit and faabric's data key. wasmtime-py spends about fifteen
 ctypes calls on that, and ctypes releases and re-takes the GIL around each one: with several
 slot threads in one process, every call can become a hand-off to another thread. Here the
 short calls (microseconds, never calling back into Python) go through prototypes that keep
@@ -44,8 +44,6 @@ _set_env = keeping_gil(bindings._wasi_config_set_env)
 _set_stdout = keeping_gil(bindings._wasi_config_set_stdout_file)
 _set_stderr = keeping_gil(bindings._wasi_config_set_stderr_file)
 _set_wasi = keeping_gil(bindings._wasmtime_context_set_wasi)
-_set_epoch_callback = keeping_gil(bindings._wasmtime_store_epoch_deadline_callback)
-_set_epoch_deadline = keeping_gil(bindings._wasmtime_context_set_epoch_deadline)
 _pre_instantiate = bindings._wasmtime_instance_pre_instantiate  # may take long: releases
 
 
@@ -106,13 +104,6 @@ def new_store(
         raise wasmtime.WasmtimeError._from_ptr(error)
     _store_limiter(ptr, memory_limit, _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED)
     return store
-
-
-def set_epoch_callback(store: Any, callback: Any, key: int, ticks: int) -> None:
-    """Make `store` call `callback` (from `_raw.make_epoch_callback`) with `key` every time
-    its epoch deadline, first set `ticks` from now, is reached."""
-    _set_epoch_callback(store.ptr(), callback, key, NO_FINALIZER)
-    _set_epoch_deadline(store._context(), max(1, ticks))
 
 
 def instantiate(pre: Any, store: Any) -> Any:

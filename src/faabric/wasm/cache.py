@@ -22,6 +22,7 @@ import wasmtime
 
 from faabric.errors import FaabricError, ModuleError
 from faabric.wasm.engine import WasmEngine, module_digest
+from faabric.wasm.stopcheck import add_stop_checks
 
 WASM_MAGIC = b"\0asm"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -150,11 +151,17 @@ class ModuleCache:
 
 
 def compile_module(engine: WasmEngine, data: bytes) -> Any:
-    """Compile wasm bytes; ModuleError with wasmtime's first line if that fails."""
+    """Compile wasm bytes, with stop checks added (stopcheck.py); ModuleError with wasmtime's
+    first line if that fails."""
     if not data.startswith(WASM_MAGIC):
         raise ModuleError("not a WebAssembly module")
     try:
-        return wasmtime.Module(engine.wasmtime, data)
+        wasmtime.Module.validate(engine.wasmtime, data)
+        try:
+            checked = add_stop_checks(data)
+        except ValueError as error:
+            raise ModuleError(f"the module cannot be given stop checks: {error}") from None
+        return wasmtime.Module(engine.wasmtime, checked)
     except wasmtime.WasmtimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "unknown error"
         raise ModuleError(f"the module cannot be compiled: {first}") from None

@@ -1,8 +1,10 @@
 """The wasmtime engine faabric runs every granule on, plus content addressing of modules.
 
-`WasmEngine` owns one `wasmtime.Engine` configured for epoch interruption (timeouts) and
-threads with shared memory (thread-capable modules), and a daemon thread that advances the
-epoch every `TICK` seconds. It must not load modules or run instances itself.
+`WasmEngine` owns one `wasmtime.Engine` configured for threads with shared memory
+(thread-capable modules) and multiple memories (the stop memory every module gets, see
+stopcheck.py). It has no epoch interruption: running instances are stopped through their stop
+memory, which costs a load and a branch per loop iteration instead of the epoch check's
+spills. It must not load modules or run instances itself.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import platform
-import threading
 from types import TracebackType
 from typing import Any
 
 import wasmtime
 
-TICK = 0.01  # seconds per epoch tick: the resolution of granule timeouts
+from faabric.wasm.stopcheck import REWRITE_VERSION
 
 
 def module_digest(data: bytes) -> str:
@@ -25,33 +26,20 @@ def module_digest(data: bytes) -> str:
 
 
 class WasmEngine:
-    """A configured wasmtime engine with its epoch ticker; close it (or use `with`)."""
+    """A configured wasmtime engine; `close` (or `with`) is kept for symmetry and owns
+    nothing to release."""
 
-    def __init__(self, tick: float = TICK) -> None:
+    def __init__(self) -> None:
         config = wasmtime.Config()
-        config.epoch_interruption = True
         config.wasm_threads = True
         config.shared_memory = True
-        self.tick = tick
+        config.wasm_multi_memory = True
         self.wasmtime: Any = wasmtime.Engine(config)
-        self.fingerprint = _fingerprint(("epoch", "threads", "shared_memory"))
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._run_ticker, name="wasm-epoch", daemon=True)
-        self._ticker.start()
-
-    def _run_ticker(self) -> None:
-        while not self._stop.wait(self.tick):
-            self.wasmtime.increment_epoch()
-
-    def ticks_for(self, seconds: float) -> int:
-        """Epoch ticks to allow a call that may run `seconds` (at least one full tick)."""
-        return max(1, int(seconds / self.tick + 0.999999)) + 1
+        self.fingerprint = _fingerprint(("threads", "shared_memory", "multi_memory",
+                                         REWRITE_VERSION))
 
     def close(self) -> None:
-        """Stop the epoch ticker. Running instances then never time out."""
-        self._stop.set()
-        if self._ticker is not threading.current_thread():
-            self._ticker.join()
+        """Nothing to stop: instances are stopped by their launcher (see stopcheck.py)."""
 
     def __enter__(self) -> WasmEngine:
         return self

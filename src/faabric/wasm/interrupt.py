@@ -1,10 +1,11 @@
-"""Stopping running wasm from outside: cancellation tokens and the per-slice verdict.
+"""Stopping running wasm from outside: cancellation tokens, verdicts and the watchdog.
 
-Every store runs in short slices of epoch ticks. At the end of each slice wasmtime calls back
-into the launcher, which asks a `Watch` whether the instance may go on: it must stop when its
-`Cancellation` was cancelled, when the run's wall-clock deadline has passed, or when its team
-(the instances sharing its memory) is being stopped. This module holds only those decisions;
-it must not import wasmtime or know how the callback is installed.
+A running instance must stop when its `Cancellation` was cancelled, when the run's
+wall-clock deadline has passed, or when its team (the instances sharing its memory) is being
+stopped. A `Watch` holds those decisions; a `Watchdog` thread asks every watched instance's
+`Watch` at least once a slice and hands a verdict to the instance's `stop` (which raises its
+stop flag, see stopcheck.py). This module must not import wasmtime or know how an instance
+is stopped.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 
 Clock = Callable[[], float]
 DEFAULT_SLICE = 0.1  # seconds between checks of a running instance
+MIN_WAIT = 0.001  # the watchdog's shortest sleep, when a deadline is about to pass
 
 
 class Cancellation:
     """A token another thread uses to stop a run: `cancel(reason)` (the first reason wins).
 
-    One is made per granule, so it is cheap: a lock and a reason. The run polls it between
-    slices of epoch ticks.
+    One is made per granule, so it is cheap: a lock and a reason. The watchdog polls it once
+    a slice.
     """
 
     __slots__ = ("_lock", "_reason")
@@ -91,3 +93,50 @@ class Watch:
     def next_slice(self) -> float:
         """Seconds until the next check: one slice, or less if the deadline comes first."""
         return max(0.0, min(self.slice, self.deadline - self.clock()))
+
+
+Stop = Callable[[Verdict], None]
+
+
+class Watchdog:
+    """One thread that asks each watched instance's `Watch` at least once a slice (and when
+    its deadline comes) and calls its `stop(verdict)` once, then forgets it. The thread runs
+    only while something is watched. `stop` runs under the watchdog's lock, so once `forget`
+    returns it is not running and will not be called: the instance may then be released."""
+
+    def __init__(self, slice_seconds: float = DEFAULT_SLICE) -> None:
+        self._slice = slice_seconds
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._watched: dict[int, tuple[Watch, Stop]] = {}
+        self._running = False
+
+    def watch(self, key: int, watch: Watch, stop: Stop) -> None:
+        """Check `watch` from now on; `stop` gets its verdict (from the watchdog's thread)."""
+        with self._lock:
+            self._watched[key] = (watch, stop)
+            if self._running:
+                self._wake.notify()
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="wasm-watchdog", daemon=True).start()
+
+    def forget(self, key: int) -> None:
+        """Stop checking `key` (no-op if it is not watched, or was stopped)."""
+        with self._lock:
+            self._watched.pop(key, None)
+
+    def _run(self) -> None:
+        with self._lock:
+            while self._watched:
+                wait = self._slice
+                for key, (watch, stop) in list(self._watched.items()):
+                    verdict = watch.verdict()
+                    if verdict is None:
+                        wait = min(wait, watch.next_slice())
+                        continue
+                    del self._watched[key]
+                    stop(verdict)
+                if self._watched:
+                    self._wake.wait(max(MIN_WAIT, wait))
+            self._running = False

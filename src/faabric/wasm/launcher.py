@@ -4,8 +4,9 @@ A `Launcher` owns one Linker (WASI plus the host functions it was given, defined
 wasmtime's raw API) and an `InstancePre` per module, so starting an instance costs a Store, a
 WASI context and the instantiation itself (made by `_store`, with argv/env arrays cached per
 spec and stdout/stderr memfds reused from run to run). Per-instance host state is found
-through the store's data slot. Every store runs in slices of epoch ticks; between slices a
-`Watch` decides whether it goes on (cancellation, timeout, its team ending). A thread-capable
+through the store's data slot. A `Watchdog` asks each instance's `Watch` once a slice
+whether it goes on (cancellation, timeout, its team ending) and, if not, raises the instance's
+stop flag: it traps at its next function entry or loop iteration (stopcheck.py). A thread-capable
 module's run gets a `Team`, so the guest can start threads on its shared memory. `run` turns
 everything the guest does into an `Outcome`; it raises only for faabric's own bugs. This
 module must not know what the host functions mean (faabric.abi does) or who asked for the
@@ -15,7 +16,6 @@ run (faabric.granule does).
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,8 +48,11 @@ from faabric.wasm.interrupt import (
     Clock,
     DeadlinePassed,
     TeamStopped,
+    Verdict,
     Watch,
+    Watchdog,
 )
+from faabric.wasm.stopcheck import START_EXPORT, STOP_EXPORT, raise_stop
 from faabric.wasm.suspend import Suspended
 from faabric.wasm.team import Member, Team
 
@@ -98,7 +101,7 @@ class Launcher:
         self._bindings = [
             (f, _raw.make_callback(f, self._dispatch), _raw.func_type(f)) for f in self._functions
         ]
-        self._on_slice_callback = _raw.make_epoch_callback(self._on_slice)
+        self._watchdog = Watchdog(slice_seconds)
         self._linker = self._new_linker()
         self._prepared: dict[str, _Prepared] = {}
         self._lock = threading.Lock()
@@ -121,19 +124,24 @@ class Launcher:
         live.context = context
         return live
 
-    def _on_slice(self, key: int) -> int | str:
-        """Between two slices of a store: the ticks of its next slice, or why it must stop."""
-        live = self._live.get(key)
-        if live is None:
-            return self._ticks(self._slice)
-        verdict = live.granule.watch.verdict()
-        if verdict is None:
-            return self._ticks(live.granule.watch.next_slice())
-        live.verdict = verdict
-        return f"stopped by faabric: {verdict}"
+    def _guard(self, key: int, store: Any, instance: Any, live: _Live) -> None:
+        """Have the watchdog stop this instance (a raw `wasmtime_instance_t`) when its watch
+        says so: the verdict is noted, then its stop flag raised."""
+        address = _raw.export_memory_address(store, instance, STOP_EXPORT)
+        if address is None:
+            raise ModuleError(f"the module has no {STOP_EXPORT} memory (it was not compiled "
+                              "by faabric.wasm.cache)")
 
-    def _ticks(self, seconds: float) -> int:
-        return max(1, math.ceil(seconds / self._engine.tick))
+        def stop(verdict: Verdict) -> None:
+            live.verdict = verdict
+            raise_stop(address)
+
+        self._watchdog.watch(key, live.granule.watch, stop)
+
+    def _release(self, key: int) -> None:
+        """Forget a store's instance: from now on nothing stops it or finds it."""
+        self._watchdog.forget(key)
+        self._live.pop(key, None)
 
     def run(
         self, module: LoadedModule, spec: RunSpec, state: object,
@@ -240,11 +248,11 @@ class Launcher:
         store, key = self._new_store(live)
         outcome: Outcome | Suspended | None = None
         try:
-            outcome = self._execute(pre, store, live)
+            outcome = self._execute(pre, store, key, live)
         finally:
             if granule.team is not None:
                 granule.team.stop_all()
-            del self._live[key]
+            self._release(key)
             if before_release is not None:
                 before_release()
         team = granule.team
@@ -258,7 +266,7 @@ class Launcher:
         return team.outcome or Exited(0)
 
     def _new_store(self, live: _Live) -> tuple[Any, int]:
-        """A store for one instance of the run, with WASI, limits and slice checks."""
+        """A store for one instance of the run, with WASI and limits."""
         granule = live.granule
         key = next(self._keys)
         outputs = (granule.out.path.encode(), granule.err.path.encode())
@@ -266,12 +274,11 @@ class Launcher:
             self._engine.wasmtime, key, granule.args, outputs, granule.spec.memory_limit
         )
         self._live[key] = live
-        _store.set_epoch_callback(
-            store, self._on_slice_callback, key, self._ticks(granule.watch.next_slice())
-        )
         return store, key
 
-    def _execute(self, pre: Any, store: Any, live: _Live) -> Outcome | Suspended | None:
+    def _execute(
+        self, pre: Any, store: Any, key: int, live: _Live
+    ) -> Outcome | Suspended | None:
         """Instantiate and run `_start` in the main instance (or resume the granule's
         suspended one); None if its team stopped it."""
         granule = live.granule
@@ -287,7 +294,9 @@ class Launcher:
         start = _raw.export_func(store, instance, ENTRY_POINT)
         if start is None:
             return Failed(f"the module has no {ENTRY_POINT} entry point")
+        self._guard(key, store, instance, live)
         try:
+            _call_start(store, instance)
             if granule.resume is not None:
                 suspend.restore(store, instance, granule.resume)
                 live.rewinding = True
@@ -360,14 +369,13 @@ class Launcher:
         store, key = self._new_store(live)
         try:
             instance = granule.linker.instantiate(store, granule.module.handle)
+            self._guard(key, store, instance._instance, live)
+            _call_start(store, instance._instance)
         except BaseException:
-            del self._live[key]
+            self._release(key)
             raise
-
-        def release() -> None:
-            self._live.pop(key, None)
-
-        return Member(store, instance, lambda error: self._thread_ended(error, live), release)
+        return Member(store, instance, lambda error: self._thread_ended(error, live),
+                      lambda: self._release(key))
 
     def _thread_ended(self, error: BaseException | None, live: _Live) -> Outcome | None:
         if error is None:
@@ -404,6 +412,13 @@ class Launcher:
             return self._linker.instantiate_pre(module.handle)
         except wasmtime.WasmtimeError as error:
             raise ModuleError(f"the module cannot be linked: {cause_of(str(error))}") from None
+
+
+def _call_start(store: Any, instance: Any) -> None:
+    """Run the module's start function (exported by stopcheck.py), if it has one."""
+    start = _raw.export_func(store, instance, START_EXPORT)
+    if start is not None:
+        _raw.call_no_args(store, start)
 
 
 def _collect(outcome: Outcome | Suspended, stdout: Output, stderr: Output,
