@@ -153,3 +153,41 @@ def test_programs_calling_mmap_build_against_the_emulation(tmp_path: Path) -> No
     wasm = build(source, cache_dir=tmp_path).read_bytes()
     assert wasm.startswith(b"\0asm")
     assert b"\x03env\x04mmap" not in wasm  # defined by the emulation, not imported
+
+
+def _added(args: list[str]) -> list[str]:
+    """What the driver's command line holds besides the user's arguments."""
+    from faabric.toolchain.driver import command_line
+
+    cmd = command_line(Path("clang-16"), args, cxx=False)
+    return [arg for arg in cmd if arg not in args]
+
+
+def test_default_flags_are_simd_o2_and_four_vectors_an_iteration() -> None:
+    added = _added(["app.c", "-o", "app.wasm"])
+    assert "-msimd128" in added and "-O2" in added
+    assert added[added.index("-mllvm") + 1] == "-force-vector-interleave=4"
+
+
+@pytest.mark.parametrize(("level", "interleave"), [
+    ("-O0", False), ("-O1", False), ("-Os", False), ("-Oz", False), ("-O3", True),
+    ("-Ofast", True),
+])
+def test_a_user_optimisation_level_wins(level: str, interleave: bool) -> None:
+    from faabric.toolchain.driver import command_line
+
+    cmd = command_line(Path("clang-16"), [level, "app.c"], cxx=False)
+    assert [arg for arg in cmd if arg.startswith("-O")] == [level]
+    assert ("-force-vector-interleave=4" in cmd) is interleave
+
+
+def test_a_user_interleave_count_and_a_link_alone_get_none_added() -> None:
+    own = ["-mllvm", "-force-vector-interleave=2", "app.c"]
+    assert "-force-vector-interleave=4" not in _added(own)
+    assert "-mllvm" not in _added(["app.o", "-o", "app.wasm"])
+
+
+def test_the_drivers_defaults_are_in_the_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = build_module.cache_key(b"int main(void){return 0;}", (), "clang", cxx=False)
+    monkeypatch.setattr(build_module, "defaults_identity", lambda: "-O3")
+    assert build_module.cache_key(b"int main(void){return 0;}", (), "clang", cxx=False) != key

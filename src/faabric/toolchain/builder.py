@@ -1,9 +1,9 @@
 """Cached builds of one C/C++ source file to a .wasm module, for `faabric run app.c`.
 
 The cache key is a sha256 over everything that decides the output: the source bytes, the
-flags, the compiler's identity, our headers and shims, and the sources of the libraries
-linked in (MPI, OpenMP). A hit runs no compiler at all. This
-module must not run modules or know about the cluster.
+flags (the user's and those the driver adds), the compiler's identity, our headers and
+shims, and the sources of the libraries linked in (MPI, OpenMP). A hit runs no compiler at
+all. This module must not run modules or know about the cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from faabric.toolchain.driver import (
     INCLUDE_DIR,
     SHIMS,
     command_line,
+    defaults_identity,
     environment,
     find_compiler,
     finish_module,
@@ -81,6 +82,7 @@ def cache_key(data: bytes, flags: Sequence[str], compiler: str, cxx: bool) -> st
     digest.update(b"asyncify-2")  # the migration rewrite of movable.py
     digest.update(b"atomics-1")  # the atomics rewrite of atomics.py
     digest.update(b"mman-1")  # wasi-libc's mmap emulation on every link
+    digest.update(defaults_identity().encode())  # the flags the driver adds
     for support in (*sorted(INCLUDE_DIR.glob("*.h")), *SHIMS):
         digest.update(support.name.encode())
         digest.update(support.read_bytes())

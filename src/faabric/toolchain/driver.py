@@ -48,6 +48,18 @@ _NO_LINK = frozenset({"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only"})
 MMAN_DEFINE = "-D_WASI_EMULATED_MMAN"
 MMAN_LIBRARY = "-lwasi-emulated-mman"
 _THREAD_FLAGS = frozenset({"-fopenmp", "-pthread"})
+DEFAULT_OPT = "-O2"  # unless the user gives an -O flag (-O3 measured no faster)
+# wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
+SIMD = "-msimd128"
+# LLVM 16 has no interleave cost model for wasm32, so a vectorised loop does one vector a
+# iteration: too little work against the loop overhead left in Cranelift's code. Four
+# vectors an iteration took naive dgemm from 1.9x to 1.1x native and a 5-point stencil from
+# 1.3x to 1.1-1.2x (docs/performance.md). Added at the speed levels only, unless the user
+# chose an interleave count.
+INTERLEAVE = ("-mllvm", "-force-vector-interleave=4")
+_INTERLEAVE_OPTION = "-force-vector-interleave"
+_SPEED_LEVELS = frozenset({"-O2", "-O3", "-Ofast"})
+_SOURCE_SUFFIXES = (".c", ".i", ".cc", ".cp", ".cpp", ".cxx", ".c++", ".C", ".ii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +98,10 @@ def command_line(
     """
     links = not any(arg in _NO_LINK for arg in args)
     threaded = is_thread_capable(args)
-    # wasmtime runs 128-bit SIMD, so let clang vectorise as it does natively with SSE2.
-    cmd = [str(compiler), TARGET, "-msimd128", "-isystem", str(INCLUDE_DIR), MMAN_DEFINE]
+    cmd = [str(compiler), TARGET, SIMD, "-isystem", str(INCLUDE_DIR), MMAN_DEFINE]
     if tools is not None:
         cmd.append(f"-B{tools}")
-    if not any(arg.startswith("-O") for arg in args):
-        cmd.append("-O2")
+    cmd += optimisation_flags(args)
     if cxx:
         cmd += ["-fno-exceptions", "-isystem", CXX_INCLUDE]
     if threaded:
@@ -109,6 +119,26 @@ def command_line(
         # A migrating rank's stack pointer travels with it (see movable.py).
         cmd.append(_threaded_link_flags() if threaded else "-Wl,--export=__stack_pointer")
     return cmd
+
+
+def optimisation_flags(args: Sequence[str]) -> list[str]:
+    """What the driver adds to user `args` for speed: `DEFAULT_OPT` unless they hold an -O
+    flag (the last one counts, as in clang), and `INTERLEAVE` at -O2, -O3 and -Ofast when
+    they compile sources (a link alone would warn that it is unused), unless they set an
+    interleave count themselves."""
+    levels = [arg for arg in args if arg.startswith("-O")]
+    added = [] if levels else [DEFAULT_OPT]
+    level = levels[-1] if levels else DEFAULT_OPT
+    compiles = any(arg in ("-x", "-") or arg.endswith(_SOURCE_SUFFIXES) for arg in args)
+    if (level in _SPEED_LEVELS and compiles
+            and not any(_INTERLEAVE_OPTION in arg for arg in args)):
+        added += INTERLEAVE
+    return added
+
+
+def defaults_identity() -> str:
+    """The flags the driver adds, as text for cache keys: a change rebuilds cached programs."""
+    return " ".join((SIMD, DEFAULT_OPT, *INTERLEAVE))
 
 
 def _threaded_link_flags() -> str:
