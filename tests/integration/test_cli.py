@@ -21,11 +21,11 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_run_prints_every_granule_in_order(run_cli: Cli) -> None:
+def test_run_prints_every_granules_output(run_cli: Cli) -> None:
     result = run_cli("run", "-n", "3", "--slots", "3", str(GUESTS / "hello.c"), "--", "a", "b")
     assert result.returncode == 0, result.stderr
     granules = [line for line in result.stdout.splitlines() if line.startswith("granule")]
-    assert granules == ["granule 0 of 3", "granule 1 of 3", "granule 2 of 3"]
+    assert sorted(granules) == ["granule 0 of 3", "granule 1 of 3", "granule 2 of 3"]
     assert result.stdout.count("argv[2]=b") == 3
     assert result.stderr.count("to stderr") == 3
 

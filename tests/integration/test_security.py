@@ -265,5 +265,5 @@ def test_an_embedded_run_needs_no_token(cache_dir: Path, tmp_path: Path) -> None
                      str(GUESTS / "hello.c"), cwd=tmp_path, timeout=START_TIMEOUT + 90)
     assert result.returncode == 0, result.stderr
     granules = [line for line in result.stdout.splitlines() if line.startswith("granule")]
-    assert granules == ["granule 0 of 2", "granule 1 of 2"]
+    assert sorted(granules) == ["granule 0 of 2", "granule 1 of 2"]  # as they came
     assert not (tmp_path / "config").exists()
