@@ -45,6 +45,7 @@ from faabric.threads.wire import TeamWire
 from faabric.transport.auth import TOKEN_ENV
 from faabric.transport.framing import listen
 from faabric.wasm import ModuleCache, WasmEngine
+from faabric.wasm.host import HostFunction
 from faabric.worker.counters import WorkerMeter
 from faabric.worker.scaling import ScaleClient
 from faabric.worker.service import PlannerAddress, Worker
@@ -144,10 +145,7 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
     data_plane.start(worlds, wire.router(teams.received), lambda payload: worker.take_rank(payload))
     # The worker is made below; its scale client is used only once it serves granules.
     team_slots = _team_slots(lambda: worker.scaling, config.slots, name, teams)
-    functions = (
-        *thread_functions(ThreadPolicy(default_team=config.slots), team_slots),
-        *TeamFunctions(teams, team_slots.plan, team_slots, team_slots).functions(),
-    )
+    functions = _thread_functions(config.slots, team_slots, teams)
     streamer = OutputStreamer(lambda chunk: worker.send_output(chunk),
                               StreamLimits(config.output_limit))
     runner = GranuleRunner(engine, modules, host=name, worlds=worlds, team_slots=team_slots,
@@ -155,15 +153,12 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
                            send_rank=data_plane.send_rank, output_limit=config.output_limit,
                            streamer=streamer)
     teams.serve_parts(runner.run_part)
-
-    def locate() -> PlannerAddress:
-        return PlannerAddress(client.host, int(client.config()["control_port"]))
-
     worker = Worker(
         name=name,
         slots=config.slots,
         runner=runner,
-        locate_planner=locate,
+        locate_planner=lambda: PlannerAddress(client.host,
+                                              int(client.config()["control_port"])),
         reconnect_for=config.reconnect_for,
         data_address=data_plane.address,
         migrating=worlds,
@@ -180,6 +175,15 @@ def build_worker(config: WorkerConfig, token: str) -> tuple[Worker, Callable[[],
         engine.close()
 
     return worker, release
+
+
+def _thread_functions(slots: int, team_slots: TeamSlots,
+                      teams: TeamService) -> tuple[HostFunction, ...]:
+    """The host functions of guests' threads and OpenMP teams."""
+    return (
+        *thread_functions(ThreadPolicy(default_team=slots), team_slots),
+        *TeamFunctions(teams, team_slots.plan, team_slots, team_slots).functions(),
+    )
 
 
 def _team_slots(scaling: Callable[[], ScaleClient], slots: int, name: str,

@@ -362,8 +362,7 @@ class PlannerService:
                 case Reject():
                     continue  # answered by the caller
                 case Disregard(host, what):
-                    log.warning("ignored a message of worker %s: %s", host, what,
-                                extra={"host": host})
+                    log.warning("ignored a message of worker %s: %s", host, what)
                     continue
                 case Dispatch(host, batch):
                     message: object = RunBatch(self._with_peers(batch))
