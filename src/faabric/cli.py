@@ -1,5 +1,5 @@
 """The `faabric` command: run, cc/c++, planner, worker, cluster up, status, cancel, evict,
-experiment.
+experiment, logs, completion.
 
 Parses arguments, builds configs (command line > environment > TOML > defaults), reads the
 cluster token once (`--token-file`, else FAABRIC_TOKEN, else the configured token file),
@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from faabric import __version__
+from faabric.commands import add_completion, add_logs, watch_status
 from faabric.config import DEFAULT_PLANNER_URL, PlannerConfig, RunConfig, WorkerConfig, load
 from faabric.errors import ApiError, ConfigError, FaabricError
 from faabric.logs import FORMATS, LOG_FORMAT_ENV, configure, log_format, tag
+from faabric.planner.client import PlannerClient
 
 EXIT_USAGE = 2
 TOKEN_HELP = ("file holding the cluster token (default: FAABRIC_TOKEN, else "
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_cancel(sub)
     _add_evict(sub)
     _add_experiment(sub)
+    add_logs(sub, _client, _planner_options)
+    add_completion(sub, _parser)
     sub.add_parser("cc", help="compile C to wasm (clang-style arguments)")
     sub.add_parser("c++", help="compile C++ to wasm (clang-style arguments)")
     return parser
@@ -201,8 +205,22 @@ def _add_status(sub: Any) -> None:
     p = sub.add_parser("status", help="hosts and in-flight apps of a planner")
     p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="redraw the status every --interval seconds until Ctrl-C")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SEC",
+                   help="seconds between two frames of --watch (default 1)")
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
     p.set_defaults(func=_cmd_status)
+
+
+def _planner_options(p: Any) -> None:
+    p.add_argument("--planner", help=f"planner URL (default {DEFAULT_PLANNER_URL})")
+    p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP)
+
+
+def _client(ns: argparse.Namespace) -> PlannerClient:
+    config = load(WorkerConfig, "worker", _options(ns, "planner", "token_file"))
+    return PlannerClient(config.planner, token=_token(ns, config.token_file), timeout=10)
 
 
 def _add_cancel(sub: Any) -> None:
@@ -321,6 +339,9 @@ def _cmd_status(ns: argparse.Namespace) -> int:
 
     config = load(WorkerConfig, "worker", _options(ns, "planner", "token_file"))
     client = PlannerClient(config.planner, token=_token(ns, config.token_file), timeout=10)
+    if ns.watch:
+        show = (lambda s: json.dumps(s, indent=2)) if ns.json else format_status
+        return watch_status(client, show, max(0.1, ns.interval))
     status = client.status()
     if ns.json:
         print(json.dumps(status, indent=2))

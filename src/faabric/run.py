@@ -30,6 +30,7 @@ from typing import Any
 from faabric.config import RunConfig
 from faabric.errors import ApiError, ConfigError, FaabricError
 from faabric.planner.client import PlannerClient, id_ranges
+from faabric.progress import QueueNotice, Spinner
 from faabric.run_output import Follow, OutputPrinter
 from faabric.scheduling import get_policy
 
@@ -120,7 +121,6 @@ def _submit(client: PlannerClient, app: dict[str, Any], config: RunConfig,
     report it. An interruption cancels it."""
     app_id: int | None = None
     waited = config.timeout + CLIENT_MARGIN
-    follow: Follow | None = None
     try:
         try:  # attached, the app is bound to this connection: it ends if the run is killed
             doc = client.submit(app, cancel_on_disconnect=not detach)
@@ -132,19 +132,37 @@ def _submit(client: PlannerClient, app: dict[str, Any], config: RunConfig,
         if detach:
             print(app_id, flush=True)
             return 0
-        printer = OutputPrinter(app_id, config.n, sys.stdout.buffer, sys.stderr.buffer,
-                                tag=printing.tag, verbose=printing.verbose)
-        follow = Follow(client.follow_output(app_id), printer)
-        doc = client.wait_app(app_id, waited, cancel_on_disconnect=True)
-        follow.stop()
+        doc, printer = _attend(client, doc, waited, printing, token)
     except Interrupted as stop:
-        if follow is not None:
-            follow.stop(grace=0)
         return _cancel(client, app_id, stop.signum, token)
+    return report(doc, waited, printer)
+
+
+def _attend(client: PlannerClient, doc: dict[str, Any], waited: float, printing: _Printing,
+            token: str) -> tuple[dict[str, Any], OutputPrinter]:
+    """Print the app's output as it comes until it ends (at most `waited` s), and on a
+    terminal where it stands while it is queued; returns its last document."""
+    app_id = int(doc["app_id"])
+    queued = doc["state"] == "queued" and sys.stderr.isatty()
+    watcher = PlannerClient(client.url, token=token, timeout=5) if queued else None
+    notice = QueueNotice(app_id, watcher.status if watcher else dict, sys.stderr, show=queued)
+    printer = OutputPrinter(app_id, int(doc["size"]), sys.stdout.buffer, sys.stderr.buffer,
+                            tag=printing.tag, verbose=printing.verbose,
+                            before_output=notice.stop)
+    follow = Follow(client.follow_output(app_id), printer)
+    try:
+        doc = client.wait_app(app_id, waited, cancel_on_disconnect=True)
+        notice.stop()
+        follow.stop()
+    finally:  # at once if interrupted
+        notice.stop()
+        follow.stop(grace=0)
+        if watcher is not None:
+            watcher.close()
     if follow.error is not None:
         log.info("the output stream broke: %s; printing the rest from the results",
-                  follow.error)
-    return report(doc, waited, printer)
+                 follow.error)
+    return doc, printer
 
 
 def _cancel(client: PlannerClient, app_id: int | None, signum: int, token: str) -> int:
@@ -202,7 +220,9 @@ def load_program(path: Path, cache_dir: Path, *, verbose: bool = False) -> bytes
 
         if verbose:
             print(f"faabric: building {path}", file=sys.stderr)
-        built = build(path, flags=default_flags_for(path), cache_dir=cache_dir / "builds")
+        with Spinner(f"compiling {path.name}", sys.stderr,
+                     show=sys.stderr.isatty() and not verbose):
+            built = build(path, flags=default_flags_for(path), cache_dir=cache_dir / "builds")
         return built.read_bytes()
     if path.suffix != ".wasm":
         raise ConfigError(f"{path}: expected a .c, .cpp or .wasm file")

@@ -14,7 +14,7 @@ to the planner (`follow_into` is handed the events).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -37,8 +37,10 @@ class OutputPrinter:
     """Prints app `app_id`'s output to `out` and `err` (binary files)."""
 
     def __init__(self, app_id: int, size: int, out: BinaryIO, err: BinaryIO, *,
-                 tag: bool = False, verbose: bool = False) -> None:
+                 tag: bool = False, verbose: bool = False,
+                 before_output: Callable[[], object] | None = None) -> None:
         self._app_id = app_id
+        self._before_output = before_output  # called once, before the first byte is printed
         self._files = {1: out, 2: err}
         self._lines = tag or size > 1
         self._tag = tag
@@ -99,6 +101,9 @@ class OutputPrinter:
             del stream.partial[:cut]
 
     def _emit(self, index: int, number: int, data: bytes) -> None:
+        before, self._before_output = self._before_output, None
+        if before is not None:
+            before()
         file = self._files[number]
         if self._tag:
             prefix = f"[{self._app_id},{index}]<{NAMES[number]}>:".encode()

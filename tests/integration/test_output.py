@@ -1,11 +1,14 @@
 """Output as it is produced, on real processes: `faabric run` prints a granule's lines while
 it runs, tags them with --tag-output, ends a trap with one line (the backtrace with -v), and
-API clients follow GET /v1/apps/{id}/output."""
+API clients follow GET /v1/apps/{id}/output; `faabric logs`, `status --watch` and the
+completion scripts."""
 
 from __future__ import annotations
 
 import queue
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -137,3 +140,57 @@ def test_the_output_stream_of_an_unknown_app_is_404(two_hosts: Cluster) -> None:
             list(client.follow_output(999).events())
     finally:
         client.close()
+
+
+def test_logs_prints_a_finished_apps_output(
+    two_hosts: Cluster, wasm: dict[str, bytes], run_cli: Cli
+) -> None:
+    client = two_hosts.client()
+    try:
+        digest = client.upload_module(wasm["hello"])
+        doc = client.submit({"module": digest, "size": 2, "program": "hello"}, wait=60)
+    finally:
+        client.close()
+    result = run_cli("logs", "--planner", two_hosts.url, str(doc["app_id"]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "".join(r["stdout"].decode() for r in doc["results"])
+    assert result.stderr == "to stderr\nto stderr\n"
+    tagged = run_cli("logs", "--planner", two_hosts.url, "--tag-output", str(doc["app_id"]))
+    assert f"[{doc['app_id']},1]<stdout>:granule 1 of 2" in tagged.stdout.splitlines()
+    missing = run_cli("logs", "--planner", two_hosts.url, "999")
+    assert missing.returncode == 1
+    assert missing.stderr == "faabric: no app 999 (never submitted, or reset)\n"
+
+
+def test_status_watch_redraws_until_ctrl_c(two_hosts: Cluster,
+                                           process_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faabric", "status", "--watch", "--interval", "0.3",
+         "--planner", two_hosts.url],
+        env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = _lines(proc.stdout)
+        frames = 0
+        while frames < 2:
+            _, line = lines.get(timeout=30)
+            assert line is not None, "the watch ended by itself"
+            frames += line == "2 hosts\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stderr is not None
+        assert proc.stderr.read() == ""  # no traceback, nothing at all
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_parse_in_their_shell(run_cli: Cli, shell: str) -> None:
+    result = run_cli("completion", shell)
+    assert result.returncode == 0, result.stderr
+    checker = shutil.which(shell)
+    if checker is None:
+        pytest.skip(f"{shell} is not installed")
+    subprocess.run([checker, "-n"], input=result.stdout, text=True, check=True, timeout=30)

@@ -82,7 +82,7 @@ class FakeClient:
 
     def submit(self, app: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         self.submitted.append(app)
-        return {"app_id": 1}
+        return {"app_id": 1, "state": "running", "size": app["size"]}
 
     def wait_app(self, app_id: int, timeout: float, **kwargs: Any) -> dict[str, Any]:
         return {"app_id": app_id, "results": [], "finished": 1.0, "size": 1}

@@ -38,7 +38,7 @@ class FakeClient:
 
     def submit(self, app: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("submit", app["program"], kwargs))
-        return {"app_id": 7}
+        return {"app_id": 7, "state": "running", "size": app["size"]}
 
     def wait_app(self, app_id: int, timeout: float, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("wait_app", app_id, kwargs))
