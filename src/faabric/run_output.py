@@ -23,7 +23,8 @@ from faabric.planner.output import Chunk, OutputEvent
 
 NOTE = b"\n[faabric] "  # how the lines faabric adds to a granule's stderr start
 NAMES = {1: "stdout", 2: "stderr"}
-FOLLOW_GRACE = 5.0  # seconds the stream may take to end once the app has
+FOLLOW_GRACE = 0.5  # seconds the stream may take to end once the app has (then the
+# results give what it did not carry: the same bytes, printed once)
 
 
 @dataclass(slots=True)

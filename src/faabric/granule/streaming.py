@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 STDOUT, STDERR = 1, 2
 FLUSH_INTERVAL = 0.05  # seconds between two reads of the running granules' output
-CHUNK_SIZE = 64 << 10  # bytes per chunk at most
-READ_PER_FLUSH = 1 << 20  # bytes read per stream per flush at most (the rest at the next)
+CHUNK_SIZE = 256 << 10  # bytes per chunk at most
+READ_PER_FLUSH = 4 << 20  # bytes read per stream per flush at most (the rest at the next)
 Send = Callable[[OutputChunk], object]
 
 
