@@ -163,6 +163,8 @@ def _add_planner(sub: Any) -> None:
     p.add_argument("--policy", help="scheduling policy of apps that name none: bin-pack "
                    "(default), compact or spot")
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
+    p.add_argument("--journal", help="the file recording apps and results across restarts "
+                   "(default ~/.local/state/faabric/planner.db), or 'none'")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.add_argument("--log-format", dest="log_format", choices=FORMATS,
                    help=LOG_FORMAT_HELP)
@@ -289,7 +291,8 @@ def _cmd_planner(ns: argparse.Namespace) -> int:
     from faabric.runtime import RunningPlanner
 
     config = load(PlannerConfig, "planner", _options(
-        ns, "host", "port", "control_port", "keepalive_timeout", "policy", "token_file"))
+        ns, "host", "port", "control_port", "keepalive_timeout", "policy", "token_file",
+        "journal"))
     token, created = _token_made(ns, config.token_file)
     planner = RunningPlanner(config, token=token).start()
     print(f"faabric planner listening on {planner.url} (workers: port "

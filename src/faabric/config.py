@@ -38,6 +38,16 @@ def default_token_path() -> Path:
     return Path(base) / "faabric" / "token"
 
 
+def default_journal_path() -> str:
+    """Where the planner keeps its journal: `$XDG_STATE_HOME/faabric/planner.db` or
+    `~/.local/state/faabric/planner.db`."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "faabric" / "planner.db")
+
+
+NO_JOURNAL = "none"  # the value of `journal` that keeps none
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerConfig:
     """Options of `faabric planner`."""
@@ -55,6 +65,7 @@ class PlannerConfig:
     migration_offer_timeout: float = 30.0  # seconds an unclaimed migration offer is kept
     policy: str = "bin-pack"  # the scheduling policy of apps that do not name their own
     token_file: Path = field(default_factory=default_token_path)  # created if missing
+    journal: str = field(default_factory=default_journal_path)  # a file, or "none"
 
 
 @dataclass(frozen=True, slots=True)

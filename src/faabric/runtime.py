@@ -9,21 +9,24 @@ and client built; worker processes started here get it in their environment.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from faabric.config import PlannerConfig, WorkerConfig
+from faabric.config import NO_JOURNAL, PlannerConfig, WorkerConfig
 from faabric.errors import FaabricError
 from faabric.granule import GranuleRunner
 from faabric.granule.streaming import OutputStreamer, StreamLimits
@@ -35,6 +38,7 @@ from faabric.planner.client import PlannerClient
 from faabric.planner.control import ControlServer
 from faabric.planner.http import PlannerHttpServer
 from faabric.planner.http_limits import HttpLimits
+from faabric.planner.journal import Journal
 from faabric.planner.metrics import PlannerCollector, PlannerMetrics
 from faabric.planner.service import PlannerService
 from faabric.scheduling import get_policy
@@ -62,6 +66,8 @@ class RunningPlanner:
     def __init__(self, config: PlannerConfig, *, token: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.journal = None if config.journal in ("", NO_JOURNAL) else Journal(
+            Path(config.journal).expanduser(), config.retain_finished)
         self.registry = CollectorRegistry()  # this planner's metrics, served at GET /metrics
         metrics = PlannerMetrics(self.registry)
         self.service = PlannerService(
@@ -72,6 +78,7 @@ class RunningPlanner:
             max_module_bytes=config.max_module_bytes,
             migration_offer_timeout=config.migration_offer_timeout,
             policy=get_policy(config.policy),
+            journal=self.journal,
         )
         self.registry.register(PlannerCollector(self.service.gauges, metrics))
         ProcessCollector(registry=self.registry)
@@ -90,6 +97,8 @@ class RunningPlanner:
             )
         except OSError as exc:
             self.control.close()
+            if self.journal is not None:
+                self.journal.close()
             raise FaabricError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
             ) from exc
@@ -118,6 +127,8 @@ class RunningPlanner:
         self.http.shutdown()
         self.http.server_close()
         self.control.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def _tick_loop(self) -> None:
         period = self.config.keepalive_timeout / 4
@@ -257,7 +268,10 @@ class EmbeddedCluster:
         self.hosts = hosts
         self.slots = slots
         self.token = token
-        config = planner or PlannerConfig(port=0, control_port=0)
+        # The cluster's workers end with it, so its journal does too: ids start at 1.
+        self._state = tempfile.TemporaryDirectory(prefix="faabric-cluster-")
+        config = dataclasses.replace(planner or PlannerConfig(port=0, control_port=0),
+                                     journal=str(Path(self._state.name) / "planner.db"))
         self.planner = RunningPlanner(config, token=token)
         self._worker_env = worker_env
         self._output_limit = output_limit  # None: the workers' own configuration
@@ -301,6 +315,7 @@ class EmbeddedCluster:
                 proc.wait()
         self.workers.clear()
         self.planner.close()
+        self._state.cleanup()
 
     def _spawn_worker(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ if self._worker_env is None else self._worker_env)

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -92,19 +93,31 @@ class Cluster:
                 proc.wait()
 
 
-def start_planner(env: dict[str, str], keepalive: float) -> tuple[subprocess.Popen[str], str]:
-    """Start `faabric planner` on free ports; returns the process and its URL."""
+def start_planner(
+    env: dict[str, str], keepalive: float, *, journal: Path | None = None,
+    port: int = 0, control_port: int = 0,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `faabric planner` (on free ports unless given); returns the process and its
+    URL. Its journal is `journal`, else a new file of its own."""
+    if journal is None:
+        journal = Path(tempfile.mkdtemp(prefix="faabric-journal-")) / "planner.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faabric", "planner", "--port", "0", "--control-port", "0",
-         "--keepalive-timeout", str(keepalive)],
+        [sys.executable, "-m", "faabric", "planner", "--port", str(port), "--control-port",
+         str(control_port), "--keepalive-timeout", str(keepalive), "--journal", str(journal)],
         env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
-    line = proc.stderr.readline()  # the planner announces its URL first
-    match = re.search(r"listening on (http://\S+)", line)
+    lines: list[str] = []
+    match = None
+    while match is None and len(lines) < 20:  # it announces its URL once it serves
+        lines.append(proc.stderr.readline())  # (after what it recovered from its journal)
+        match = re.search(r"listening on (http://\S+)", lines[-1])
+        if not lines[-1]:
+            break
     if match is None:
         proc.kill()
-        pytest.fail(f"planner did not start: {line!r}")
+        pytest.fail(f"planner did not start: {''.join(lines)!r}")
+    sys.stderr.write("".join(lines[:-1]))
     # Keep draining its stderr so a chatty planner never blocks on a full pipe.
     threading.Thread(target=_echo, args=(proc.stderr,), daemon=True).start()
     return proc, match.group(1)
@@ -137,12 +150,13 @@ def process_env(cache_dir: Path) -> dict[str, str]:
 
 def clean_env(cache_dir: Path) -> dict[str, str]:
     """This process's environment without what would change faabric's behaviour (a config
-    file, a token file, the OMP_* variables `faabric run` passes on), caching into `cache_dir`
-    and with the test cluster token."""
+    file, a token file, the OMP_* variables `faabric run` passes on, the user's planner
+    journal), caching into `cache_dir` and with the test cluster token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     env["XDG_CACHE_HOME"] = str(cache_dir)
     env["XDG_CONFIG_HOME"] = str(cache_dir / "config")  # never the user's token file
     env["FAABRIC_TOKEN"] = TOKEN
+    env["FAABRIC_JOURNAL"] = "none"  # planners started by hand keep none (start_planner's do)
     env.pop("FAABRIC_CONFIG", None)
     env.pop("FAABRIC_TOKEN_FILE", None)
     return env

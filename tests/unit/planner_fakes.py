@@ -46,13 +46,14 @@ class FakeWorker:
     """A worker that registers over the control port and reports results built by the test."""
 
     def __init__(self, planner: RunningPlanner, name: str, slots: int,
-                 address: str = "") -> None:
+                 address: str = "", *, incarnation: str = "",
+                 running: tuple[tuple[int, int], ...] = ()) -> None:
         self.name = name
         self.address = address  # its data-plane address, as registered
         sock = connect("127.0.0.1", planner.control.port, timeout=TIMEOUT)
         connect_handshake(sock, TOKEN, CONTROL, peer="the planner", me="worker")
         self.conn = FramedSocket(sock, CONTROL_CODEC, io_timeout=TIMEOUT)
-        self.conn.send(Register(name, slots, __version__, address))
+        self.conn.send(Register(name, slots, __version__, address, incarnation, running))
         self.first = self.conn.recv(TIMEOUT)
         self.inbox: queue.Queue[Any] = queue.Queue()  # every message, in order
         self.batches: queue.Queue[Batch] = queue.Queue()

@@ -645,13 +645,26 @@ def test_worker_sending_keepalives_stays() -> None:
         planner.close()
 
 
-def test_duplicate_worker_name_is_refused(planner: RunningPlanner, workers: Any) -> None:
-    workers("w", 1)
-    second = FakeWorker(planner, "w", 1)
+def test_a_worker_registering_under_a_taken_name_replaces_the_old_one(
+    planner: RunningPlanner, client: PlannerClient, uploaded: str
+) -> None:
+    first = FakeWorker(planner, "w", 1, incarnation="one")
+    app = client.submit({"module": uploaded})
+    first.next_batch()
+    second = FakeWorker(planner, "w", 1, incarnation="two")  # "w" restarted
     try:
-        assert type(second.first).__name__ == "Refused"
-        assert "already registered" in second.first.reason
+        assert type(second.first).__name__ == "Registered"
+        first.next_message()  # its batch
+        refusal = first.next_message()  # the old one is told, so a duplicate would stop
+        assert type(refusal).__name__ == "Refused"
+        assert "registered again" in refusal.reason
+        done = client.app(app["app_id"], wait=5)
+        assert done["results"][0]["outcome"] == {
+            "kind": "failed",
+            "message": "failed: worker w was lost: it registered again, restarted"}
+        assert [h.name for h in planner.service.hosts()] == ["w"]
     finally:
+        first.close()
         second.close()
 
 

@@ -25,13 +25,18 @@ from faabric.messages.types import (
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """First message of a worker: who it is, how many granules it can run at once, and
-    where other workers reach its data plane ("ip:port")."""
+    """First message of a worker on each connection: who it is, how many granules it can
+    run at once, and where other workers reach its data plane ("ip:port"). `incarnation` is
+    random per worker process (a restarted worker has a new one); `running` lists the
+    granules (app id, index) it still runs or has not reported, when it registers again
+    after losing the planner: the planner stops their apps there."""
 
     name: str
     slots: int
     version: str
     data_address: str = ""
+    incarnation: str = ""
+    running: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

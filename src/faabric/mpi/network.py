@@ -18,6 +18,7 @@ matching or wasm.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
@@ -44,6 +45,7 @@ MOVE_TIMEOUT = 30.0  # seconds a migrating rank's frame may take, plus its size 
 MOVE_MIN_RATE = 20e6  # ... 20 MB/s, the slowest transfer accepted
 STALL_TIMEOUT = 60.0  # seconds a frame may pause half-way before its connection is closed
 _SKIP_CHUNK = 1 << 20
+WATCH_PERIOD = 5.0  # seconds between checks that a watched link is still in use
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +139,16 @@ class DataPlane:
                          daemon=True).start()
 
     def learn(self, peers: tuple[tuple[str, str], ...]) -> None:
-        """Remember the data-plane address ("ip:port") of each named worker."""
+        """Remember the data-plane address ("ip:port") of each named worker. A worker whose
+        address changed (it restarted) is reached through a new connection from now on."""
+        stale: list[_Link] = []
         with self._lock:
-            self._addresses.update(peers)
+            for host, address in peers:
+                if self._addresses.get(host, address) != address and host in self._links:
+                    stale.append(self._links.pop(host))
+                self._addresses[host] = address
+        for link in stale:
+            _shut(link)
 
     def close(self) -> None:
         self._closed = True
@@ -244,7 +253,31 @@ class DataPlane:
                 sock.close()
                 return existing
             link = self._links[host] = _Link(sock, threading.Lock())
-            return link
+        threading.Thread(target=self._watch, args=(host, link), name=f"data-link-{host}",
+                         daemon=True).start()
+        return link
+
+    def _watch(self, host: str, link: _Link) -> None:
+        """Drop the link once its peer closes it (the peer ended or restarted: nothing else
+        ever arrives on a connection this worker opened), so the next frame for `host`
+        opens a new one instead of vanishing into a dead one."""
+        poller = select.poll()
+        poller.register(link.sock, select.POLLIN | select.POLLRDHUP)
+        while True:
+            with self._lock:
+                if self._links.get(host) is not link:
+                    return  # dropped or replaced: its owner closes it
+            try:
+                if poller.poll(WATCH_PERIOD * 1000):
+                    break
+            except (OSError, ValueError):  # closed under us
+                return
+        with self._lock:
+            if self._links.get(host) is not link:
+                return
+            del self._links[host]
+        log.debug("the data-plane connection to worker %s was closed by its peer", host)
+        _shut(link)
 
     def _drop(self, host: str, link: _Link) -> None:
         with self._lock:
@@ -352,6 +385,16 @@ def _recv_exact(sock: socket.socket, target: memoryview, *, idle: bool = False) 
         if n == 0:
             raise ConnectionError("connection closed")
         got += n
+
+
+def _shut(link: _Link) -> None:
+    """Close a link no longer in the table: a frame being sent on it fails at once."""
+    try:
+        link.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    with link.lock:
+        link.sock.close()
 
 
 def _peer_name(sock: socket.socket) -> str:

@@ -16,10 +16,16 @@ from faabric.messages.types import AppSpec, Batch, GranuleResult
 
 @dataclass(frozen=True, slots=True)
 class HostRegistered:
-    """A worker joined with `slots` slots. Its name must not be registered already."""
+    """A worker joined with `slots` slots. Its name must not be registered already.
+
+    `running` lists the granules (app id, index) the worker says it still runs or has not
+    reported yet (it rejoins after the planner restarted or had declared it lost): none of
+    them is the planner's any more, so each keeps its slot until the worker reports it, and
+    the worker is told to stop their apps."""
 
     name: str
     slots: int
+    running: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,28 @@ class HostEvicted:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveredApp:
+    """An app the planner's journal knew of when the planner started. Times are on the
+    core's clock; `finished` is None for an app that was in flight (it ends at once,
+    failed); `results` are those recorded (granules without one end failed)."""
+
+    app_id: int
+    spec: AppSpec
+    submitted: float
+    finished: float | None
+    results: tuple[GranuleResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppsRecovered:
+    """The planner (re)started with these apps in its journal, oldest first: they are
+    recorded as finished; those that were in flight fail (`RecoveredApp`). Sent before any
+    other event. Their ids must be unused."""
+
+    apps: tuple[RecoveredApp, ...]
+
+
 Event = (
     HostRegistered
     | HostAlive
@@ -191,6 +219,7 @@ Event = (
     | Reset
     | HostEvicted
     | AppCancelled
+    | AppsRecovered
 )
 
 # -- commands: what the shell must do -----------------------------------------------------------

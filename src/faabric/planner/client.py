@@ -25,6 +25,7 @@ from faabric.planner.follow import OutputFollower
 
 MSGPACK = "application/msgpack"
 WAIT_SLICE = 60.0
+RECONNECT_FOR = 30.0  # seconds a wait keeps trying to reach a planner that went away
 
 
 class PlannerClient:
@@ -108,15 +109,23 @@ class PlannerClient:
         return cast(dict[str, Any], self._call("GET", path, wait=wait))
 
     def wait_app(
-        self, app_id: int, timeout: float, *, cancel_on_disconnect: bool = False
+        self, app_id: int, timeout: float, *, cancel_on_disconnect: bool = False,
+        reconnect_for: float = RECONNECT_FOR,
     ) -> dict[str, Any]:
         """Block until the app finishes or `timeout` s pass; returns its latest document
-        (for `cancel_on_disconnect`, see `submit`)."""
+        (for `cancel_on_disconnect`, see `submit`). A planner that cannot be reached (it is
+        restarting) is tried again for up to `reconnect_for` s before BrokenError."""
         deadline = time.monotonic() + timeout
+        retry = _Retry(reconnect_for)
         while True:
             left = deadline - time.monotonic()
-            doc = self.app(app_id, wait=max(0.0, min(WAIT_SLICE, left)),
-                           cancel_on_disconnect=cancel_on_disconnect)
+            try:
+                doc = self.app(app_id, wait=max(0.0, min(WAIT_SLICE, left)),
+                               cancel_on_disconnect=cancel_on_disconnect)
+            except BrokenError as exc:
+                retry.after_failure(exc)
+                continue
+            retry.succeeded()
             if doc["finished"] is not None or left <= 0:
                 return doc
 
@@ -215,6 +224,28 @@ class PlannerClient:
             if self._conn.sock is not None:
                 self._conn.sock.settimeout(timeout)
         return self._conn
+
+
+class _Retry:
+    """Paces the attempts of a call that failed to reach the planner; gives up (re-raises)
+    once failures have gone on for longer than `within` seconds."""
+
+    def __init__(self, within: float) -> None:
+        self._within = within
+        self._since: float | None = None
+        self._delay = 0.1
+
+    def after_failure(self, exc: BrokenError) -> None:
+        """Raise `exc` when out of time, else sleep a little."""
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now + self._delay > self._since + self._within:
+            raise exc
+        time.sleep(self._delay)
+        self._delay = min(self._delay * 2, 1.0)
+
+    def succeeded(self) -> None:
+        self._since, self._delay = None, 0.1
 
 
 def _query(wait: float, cancel_on_disconnect: bool) -> str:

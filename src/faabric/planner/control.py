@@ -113,7 +113,8 @@ class ControlServer:
         if not isinstance(first, Register):
             log.warning("connection from %s sent %s before registering", conn.peer, first)
             return None
-        refusal = self._service.register(first.name, first.slots, conn, first.data_address)
+        refusal = self._service.register(first.name, first.slots, conn, first.data_address,
+                                         first.incarnation, first.running)
         if refusal is not None:
             try:
                 conn.send(Refused(refusal))

@@ -31,6 +31,7 @@ from faabric.planner._apps import AppEvent, AppEventKind, AppRecord, AppView, St
 from faabric.planner._events import (
     NO_HOST,
     AppCancelled,
+    AppsRecovered,
     AppsSubmitted,
     AppSubmitted,
     Cancel,
@@ -51,6 +52,7 @@ from faabric.planner._events import (
     MigrationPointsReached,
     OfferMigration,
     RankMovedAway,
+    RecoveredApp,
     RefuseScale,
     Reject,
     Reset,
@@ -66,17 +68,18 @@ from faabric.planner._events import (
 from faabric.planner._hosts import HostTable
 from faabric.planner._migration import Migrations
 from faabric.planner._queries import CoreQueries
+from faabric.planner._rejoin import recover, rejoined
 from faabric.planner._spot import Evictions
 from faabric.scheduling import NoCapacity, Placed, Policy, bin_pack, policy_for
 
 __all__ = [
     "NO_HOST", "AppCancelled", "AppEvent", "AppEventKind", "AppSubmitted", "AppView",
-    "AppsSubmitted", "Cancel", "CancelMigration", "Command", "Dispatch", "Disregard", "Event",
-    "Finish", "FreezeApp", "GrantScale", "GranuleFinished", "HostAlive", "HostEvicted",
-    "HostLeft", "HostRegistered", "MigrationClaimed", "MigrationPointsReached",
-    "OfferMigration", "PlannerCore", "RankMovedAway", "RefuseScale", "Reject", "Reset",
-    "ScaleReleased", "ScaleRequested", "StartMigration", "Statistics", "TeamKeptOnHost",
-    "TeamSizeChanged", "Thaw", "Ticked", "WithdrawMigration",
+    "AppsRecovered", "AppsSubmitted", "Cancel", "CancelMigration", "Command", "Dispatch",
+    "Disregard", "Event", "Finish", "FreezeApp", "GrantScale", "GranuleFinished", "HostAlive",
+    "HostEvicted", "HostLeft", "HostRegistered", "MigrationClaimed", "MigrationPointsReached",
+    "OfferMigration", "PlannerCore", "RankMovedAway", "RecoveredApp", "RefuseScale", "Reject",
+    "Reset", "ScaleReleased", "ScaleRequested", "StartMigration", "Statistics",
+    "TeamKeptOnHost", "TeamSizeChanged", "Thaw", "Ticked", "WithdrawMigration",
 ]
 
 
@@ -115,7 +118,8 @@ class PlannerCore(CoreQueries):
         self._timeout = keepalive_timeout
         self._retain = retain_finished
         self._policy = policy
-        self._hosts = HostTable(lambda app_id: self._apps[app_id].spec.user)
+        # Apps unknown here may hold slots too: granules a rejoining worker still runs.
+        self._hosts = HostTable(lambda i: app.spec.user if (app := self._apps.get(i)) else "")
         self._moves = Migrations(self._hosts, migration_offer_timeout)
         self._spot = Evictions(self._hosts, self._moves)
         self._apps: dict[int, AppRecord] = {}
@@ -126,14 +130,12 @@ class PlannerCore(CoreQueries):
     # -- the one mutator --------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Command]:
-        """Apply one event and return the commands to carry out, in order. Raises
-        InternalError if the event breaks a precondition the shell must ensure (a host name
-        registered twice, an app id reused, an app of size < 1)."""
+        """Apply one event; return the commands to carry out, in order. Raises InternalError
+        if the event breaks a precondition the shell must ensure (e.g. an app id reused)."""
         now = self._clock()
         match event:
-            case HostRegistered(name, slots):
-                self._hosts.add(name, slots, now)
-                commands = self._reschedule(now)
+            case HostRegistered():
+                commands = self._joined(event, now)
             case HostAlive(name):
                 self._hosts.touch(name, now)
                 commands = []
@@ -171,12 +173,19 @@ class PlannerCore(CoreQueries):
                 commands = self._evict(name, now)
             case AppCancelled(app_id, reason):
                 commands = self._cancel(app_id, reason, now)
+            case AppsRecovered(apps):
+                commands = recover(self._apps, self._finished, apps, now)
             case _:
                 assert_never(event)
         self._forget_old(sum(isinstance(command, Finish) for command in commands))
         return commands
 
     # -- event handlers ---------------------------------------------------------------------
+
+    def _joined(self, event: HostRegistered, now: float) -> list[Command]:
+        self._hosts.add(event.name, event.slots, now)
+        stops = rejoined(self._apps, self._hosts, event.name, event.slots, event.running)
+        return stops + self._reschedule(now)
 
     def _submit_all(self, apps: tuple[tuple[int, AppSpec], ...], now: float) -> list[Command]:
         ids = [app_id for app_id, _ in apps]

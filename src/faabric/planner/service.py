@@ -26,6 +26,7 @@ from faabric.messages.control import (
     MigrationOffer,
     MigrationStart,
     MigrationWithdrawn,
+    Refused,
     Registered,
     RunBatch,
     ScaleGranted,
@@ -72,8 +73,10 @@ from faabric.planner.core import (
     Ticked,
     WithdrawMigration,
 )
+from faabric.planner.journal import Journal
 from faabric.planner.modules import ModuleStore
 from faabric.planner.output import OutputBuffers
+from faabric.planner.restart import recover
 from faabric.scheduling import Policy, bin_pack
 from faabric.transport.framing import FramedSocket
 from faabric.transport.outbox import Outbox
@@ -102,10 +105,13 @@ class PlannerService:
         migration_offer_timeout: float = 30.0,
         observer: Observer | None = None,
         policy: Policy = bin_pack,
+        journal: Journal | None = None,
     ) -> None:
         self.keepalive_timeout = keepalive_timeout
         # The core keeps time on `clock` (monotonic); documents show Unix time.
         self.wall_offset = time.time() - clock()
+        self._clock = clock
+        self._journal = journal
         self.modules = ModuleStore(max_module_bytes)
         self.outputs = OutputBuffers()  # what running apps print, for clients following it
         self._core = PlannerCore(
@@ -121,22 +127,28 @@ class PlannerService:
         self._connections: dict[str, FramedSocket] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._data_addresses: dict[str, str] = {}
-        self._app_ids = itertools.count(1)
+        self._incarnations: dict[str, str] = {}
+        self._app_ids = itertools.count(recover(self._core, journal, self.wall_offset,
+                                                self._wall))
 
     # -- events from workers ------------------------------------------------------------------
 
     def register(
-        self, name: str, slots: int, conn: FramedSocket, data_address: str = ""
+        self, name: str, slots: int, conn: FramedSocket, data_address: str = "",
+        incarnation: str = "", running: tuple[tuple[int, int], ...] = (),
     ) -> str | None:
         """Add a worker; returns a refusal reason, or None if it was accepted.
 
+        A worker registered under `name` already is lost first (its granules fail): it
+        restarted (another `incarnation`; the old connection is refused, so a second worker
+        of the same name stops) or reconnected. `running` are the granules the worker still
+        runs: their apps are stopped there, their slots held until they report.
         `Registered` is sent under the lock, so it reaches the worker before any batch.
         """
         if slots < 1:
             return "a worker needs at least one slot"
         with self._lock:
-            if self._core.has_host(name):
-                return f"a worker named {name} is already registered"
+            old = self._drop_registration(name, incarnation)
             try:
                 conn.send(Registered(name, self.keepalive_timeout / 3))
             except TransportError as exc:
@@ -144,10 +156,39 @@ class PlannerService:
             self._connections[name] = conn
             self._outboxes[name] = Outbox(name, conn)
             self._data_addresses[name] = data_address
-            outboxes = self._route(self._core.handle(HostRegistered(name, slots)))
-        log.info("worker %s joined with %d slots", name, slots)
+            self._incarnations[name] = incarnation
+            event = HostRegistered(name, slots, running)
+            outboxes = [*old[1], *self._route(self._core.handle(event))]
+        if old[0] is not None:
+            old[0].close()
+        log.info("worker %s joined with %d slots%s", name, slots,
+                 f", still running {len(running)} granules (stopped)" if running else "")
         self._flush(outboxes)
         return None
+
+    def _drop_registration(
+        self, name: str, incarnation: str
+    ) -> tuple[FramedSocket | None, list[Outbox]]:
+        """Under the lock: lose the worker registered as `name`, if any, because a worker
+        of that name registers again. Returns its connection (to close once the lock is
+        released) and the outboxes to flush."""
+        if not self._core.has_host(name):
+            return None, []
+        restarted = self._incarnations.get(name) != incarnation
+        reason = "it registered again, " + ("restarted" if restarted else "reconnected")
+        conn = self._connections.pop(name, None)
+        self._outboxes.pop(name, None)
+        self._data_addresses.pop(name, None)
+        if conn is not None and restarted:
+            try:
+                conn.send(Refused(f"a worker named {name} registered again"))
+            except TransportError:
+                pass
+        log.warning("worker %s was lost: %s", name, reason)
+        return conn, self._route(self._core.handle(HostLeft(name, reason)))
+
+    def _wall(self) -> float:
+        return self._clock() + self.wall_offset
 
     def host_alive(self, name: str) -> None:
         """A keep-alive arrived."""
@@ -247,6 +288,8 @@ class PlannerService:
             rejects = [c for c in commands if isinstance(c, Reject)]
             if rejects:
                 raise rejects[0].error()
+            if self._journal is not None:
+                self._journal.submitted(list(zip(ids, specs, strict=True)), self._wall())
             self.outputs.open(ids)
             outboxes = self._route(commands)
         self._flush(outboxes)
@@ -317,8 +360,13 @@ class PlannerService:
             self._observer.worker_counters(name, counters)
 
     def reset(self) -> None:
-        """Forget every app; workers stay registered."""
-        self._feed(Reset())
+        """Forget every app (the journal too, but for the highest id); workers stay
+        registered."""
+        with self._lock:
+            outboxes = self._route(self._core.handle(Reset()))
+            if self._journal is not None:
+                self._journal.forget_apps()
+        self._flush(outboxes)
         self.outputs.clear()
 
     def evict(self, name: str) -> bool:
@@ -358,6 +406,7 @@ class PlannerService:
                     self._waiters.finished(app_id)
                     self.outputs.finish(app_id)
                     self._observe_finished(app_id)
+                    self._journal_finished(app_id)
                     continue
                 case Reject():
                     continue  # answered by the caller
@@ -397,6 +446,11 @@ class PlannerService:
                 outbox.put(message)
                 touched[host] = outbox
         return list(touched.values())
+
+    def _journal_finished(self, app_id: int) -> None:
+        view = self._core.app(app_id) if self._journal is not None else None
+        if self._journal is not None and view is not None:  # None: dropped by a reset
+            self._journal.finished(app_id, view.results, self._wall())
 
     def _observe_finished(self, app_id: int) -> None:
         """Under the lock: tell the observer of an app the core just finished (not of those

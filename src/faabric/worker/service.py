@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,7 @@ from faabric.transport.framing import FramedSocket, connect
 from faabric.transport.limits import CONTROL_MAX_FRAME
 from faabric.transport.outbox import Outbox
 from faabric.wasm.host import GuestFault
+from faabric.worker.ledger import GranuleLedger
 from faabric.worker.parked import ParkedRanks
 from faabric.worker.scaling import ScaleClient
 
@@ -170,6 +172,8 @@ class Worker:
         self._counters = counters  # read before each keep-alive and report, for metrics
         self._counting = threading.Lock()  # counters are read and queued in one step
         self.parked = ParkedRanks()
+        self.incarnation = secrets.token_hex(8)  # a restarted worker is another incarnation
+        self.granules = GranuleLedger()
         self.scaling = ScaleClient(self._send)
         self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -201,6 +205,7 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 log.warning("lost the planner: %s; reconnecting", exc)
+                self.granules.disconnected()
                 self.scaling.disconnected()
                 conn, _ = self._reconnect()
 
@@ -232,7 +237,8 @@ class Worker:
             sock.close()
             raise
         conn = FramedSocket(sock, CONTROL_CODEC, max_frame=self._max_frame)
-        conn.send(Register(self.name, self.slots, __version__, self._data_address))
+        conn.send(Register(self.name, self.slots, __version__, self._data_address,
+                           self.incarnation, self.granules.running()))
         try:
             answer = conn.recv(REGISTER_TIMEOUT)
         except TimeoutError_ as exc:
@@ -248,6 +254,8 @@ class Worker:
             self._conn = conn
             self._outbox = Outbox(self.name, conn)
         log.info("registered as %s with %d slots", self.name, self.slots)
+        for result in self.granules.connected():  # ended while the planner was away
+            self.granules.report(result, self._report)
         return conn, answer.keepalive_interval
 
     def _reconnect(self) -> tuple[FramedSocket, float]:
@@ -274,6 +282,7 @@ class Worker:
             match message:
                 case RunBatch(batch):
                     for index in batch.indices:
+                        self.granules.taken(batch.app_id, index)
                         self._tasks.put((batch, index))
                 case StopApp(app_id):
                     # Granules not started yet are skipped; running ones are told to stop.
@@ -291,6 +300,8 @@ class Worker:
                     self._migration(message)
                 case Goodbye(reason):
                     raise BrokenError(f"the planner said goodbye ({reason})")
+                case Refused(reason):  # another worker registered under this name
+                    raise RegistrationRefused(f"the planner dropped this worker: {reason}")
                 case _:
                     log.warning("unexpected %s from the planner", type(message).__name__)
 
@@ -333,6 +344,7 @@ class Worker:
         if package.frozen:
             self.parked.park(package, memory)
         else:
+            self.granules.taken(package.batch.app_id, package.index)
             self._tasks.put(_Resume(package, memory))
 
     def _thaw(self, app_id: int, epoch: int, placement: tuple[str, ...],
@@ -380,6 +392,9 @@ class Worker:
             log.debug("could not send %s: %s", type(message).__name__, exc)
             return False
 
+    def _report(self, report: Report) -> bool:
+        return self._send(report, counted=True)
+
     # -- granules -----------------------------------------------------------------------------
 
     def _slot_loop(self) -> None:
@@ -399,6 +414,7 @@ class Worker:
             else:
                 result = self._runner.run(batch, index)
             if isinstance(result, RankLeft):
+                self.granules.moved(result.app_id, result.index)
                 self._send(RankMoved(result.app_id, result.index, result.epoch, result.to))
             else:
-                self._send(Report(result), counted=True)
+                self.granules.report(result, self._report)
