@@ -150,6 +150,11 @@ class DataPlane:
         for link in stale:
             _shut(link)
 
+    def linked(self, host: str) -> bool:
+        """Whether a connection to `host` is open (the next frame for it goes there)."""
+        with self._lock:
+            return host in self._links
+
     def close(self) -> None:
         self._closed = True
         self._server.close()
@@ -173,12 +178,17 @@ class DataPlane:
         self._send(host, (_HEADER.pack(ACK, app_id, 0, 0, 0, 0, 0, token),))
 
     def announce_failure(self, host: str, app_id: int, reason: str) -> None:
-        """Tell `host` that app `app_id` failed; best effort (the host may be gone too)."""
+        """Tell `host` that app `app_id` failed; best effort (the host may be gone too), on
+        a new connection if the one in use turns out to be broken."""
         text = reason.encode()[:NOTE_MAX_FRAME]
-        try:
-            self._send(host, (_HEADER.pack(FAILED, app_id, 0, 0, 0, 0, len(text), 0) + text,))
-        except GuestFault as exc:
-            log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
+        frame = _HEADER.pack(FAILED, app_id, 0, 0, 0, 0, len(text), 0) + text
+        for attempt in (1, 2):  # a failed send drops its link: the second opens a new one
+            try:
+                self._send(host, (frame,))
+                return
+            except GuestFault as exc:
+                if attempt == 2:
+                    log.debug("could not tell %s that app %d failed: %s", host, app_id, exc)
 
     def fence(self, host: str, app_id: int, epoch: int, sender: str) -> None:
         """Tell `host` that every message this worker sent it for the app before the

@@ -155,12 +155,20 @@ class PlannerClient:
             path += f"&wait={wait:g}"
         return cast(list[dict[str, Any]], self._call("GET", path, wait=wait))
 
-    def wait_apps(self, app_ids: Sequence[int], timeout: float) -> list[dict[str, Any]]:
-        """Block until all these apps finish or `timeout` s pass; returns their documents."""
+    def wait_apps(self, app_ids: Sequence[int], timeout: float, *,
+                  reconnect_for: float = RECONNECT_FOR) -> list[dict[str, Any]]:
+        """Block until all these apps finish or `timeout` s pass; returns their documents
+        (a planner that cannot be reached is tried again as by `wait_app`)."""
         deadline = time.monotonic() + timeout
+        retry = _Retry(reconnect_for)
         while True:
             left = deadline - time.monotonic()
-            docs = self.apps(app_ids, wait=max(0.0, min(WAIT_SLICE, left)))
+            try:
+                docs = self.apps(app_ids, wait=max(0.0, min(WAIT_SLICE, left)))
+            except BrokenError as exc:
+                retry.after_failure(exc)
+                continue
+            retry.succeeded()
             if all(doc["finished"] is not None for doc in docs) or left <= 0:
                 return docs
 
