@@ -49,3 +49,11 @@ def test_ranks_not_kept_are_reported_and_a_stop_drops_them() -> None:
     assert missing == [0]
     parked.park(_package(0), memoryview(b""))
     assert parked.drop(9) == 1 and parked.count() == 0
+
+
+def test_a_worker_that_registers_again_drops_every_rank_it_kept() -> None:
+    parked = ParkedRanks()
+    for index in (0, 1):
+        parked.park(_package(index), memoryview(b""))
+    assert parked.drop_all() == 2
+    assert parked.count() == 0 and parked.drop_all() == 0

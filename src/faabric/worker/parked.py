@@ -66,6 +66,13 @@ class ParkedRanks:
         with self._lock:
             return len(self._apps.pop(app_id, {}))
 
+    def drop_all(self) -> int:
+        """Forget every rank kept; returns how many there were."""
+        with self._lock:
+            dropped = sum(len(ranks) for ranks in self._apps.values())
+            self._apps.clear()
+            return dropped
+
     def count(self) -> int:
         """How many frozen ranks are kept here."""
         with self._lock:

@@ -208,6 +208,9 @@ class Worker:
                 self.granules.disconnected()
                 self.scaling.disconnected()
                 conn, _ = self._reconnect()
+                # The planner lost this worker (or restarted): the apps kept frozen here ended.
+                if dropped := self.parked.drop_all():
+                    log.warning("dropped %d frozen ranks: their apps ended", dropped)
 
     def stop(self, reason: str = "shutting down") -> None:
         """Deregister and stop serving. Running granules are abandoned."""
