@@ -132,8 +132,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--elastic", action="store_true", default=None,
                    help="OpenMP regions without num_threads grow to the worker's free slots "
                    "at each fork (docs/openmp.md)")
-    p.add_argument("--policy", help="scheduling policy of this app: bin-pack, compact or "
-                   "spot (default: the cluster's)")
+    p.add_argument("--policy", help="scheduling policy of this app: bin-pack, compact, "
+                   "spot or whole-vm (default: the cluster's)")
     p.add_argument("--output-limit", type=int, dest="output_limit", metavar="BYTES",
                    help="embedded cluster: " + OUTPUT_LIMIT_HELP + " (a running cluster's "
                    "workers set theirs: 'faabric worker --output-limit')")
@@ -161,7 +161,7 @@ def _add_planner(sub: Any) -> None:
     p.add_argument("--keepalive-timeout", type=float, dest="keepalive_timeout",
                    help="seconds without keep-alive before a worker is dropped (default 5)")
     p.add_argument("--policy", help="scheduling policy of apps that name none: bin-pack "
-                   "(default), compact or spot")
+                   "(default), compact, spot or whole-vm")
     p.add_argument("--token-file", dest="token_file", help=TOKEN_HELP + "; created if missing")
     p.add_argument("--journal", help="the file recording apps and results across restarts "
                    "(default ~/.local/state/faabric/planner.db), or 'none'")

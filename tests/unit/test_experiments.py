@@ -198,16 +198,16 @@ def test_compare_adds_the_spot_baseline_for_the_spot_mix(
     assert names == ["whole-vm", "per-core", "faabric", "faabric-spot"]
 
 
+@pytest.mark.timeout(400)  # wall time on a loaded machine; the bound below is CPU time
 def test_ten_thousand_jobs_on_128_hosts_replay_in_bounded_time() -> None:
-    # The brief's scale. Its goal is under a minute; with migration offers made while apps
-    # queue and the measured (shipped) calibration, the faabric baseline takes about 70 s
-    # of CPU here (docs/experiments.md, "Performance of the replay"): this guards against
-    # it getting worse, it does not claim the goal.
+    # The brief's scale, on its busiest baseline (migration offers while apps queue, the
+    # shipped calibration): about 45 s of CPU here (docs/experiments.md, "Performance of
+    # the replay"); the bound leaves room for a slower machine.
     jobs = generate(TraceSpec(jobs=10_000, rate=0.1, mix=Mix.MPI, seed=1))
     started = time.process_time()
     outcome = Replay(jobs, Cluster(128), baseline("faabric"), default_calibration()).run()
     assert len(outcome.jobs) == 10_000
-    assert time.process_time() - started < 150
+    assert time.process_time() - started < 90
 
 
 def test_replay_writes_per_job_times(tmp_path: Path) -> None:

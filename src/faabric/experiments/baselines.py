@@ -1,66 +1,18 @@
 """The schedulers an experiment compares, as configurations of the same replay through the
 real planner core: which policy places apps, and whether apps reach migration points.
 
-`whole-vm` is a policy of its own (below), passed to `PlannerCore` as its cluster policy: a
-job gets ceil(size / slots) hosts that run nothing else, filled in order, and never moves;
-the slots it leaves empty on its hosts stay idle, as with a VM-granular batch scheduler.
-This module only describes schedulers: it must not replay, keep state or do I/O.
+`whole-vm` is the planner's whole-VM policy (`faabric.scheduling.WholeVm`): a job gets
+ceil(size / slots) hosts that run nothing else, filled in order, and never moves; the slots
+it leaves empty on its hosts stay idle, as with a VM-granular batch scheduler. This module
+only describes schedulers: it must not replay, keep state or do I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from faabric.errors import ConfigError
-from faabric.scheduling import (
-    DoNotMigrate,
-    HostSlots,
-    Migration,
-    NoCapacity,
-    Placed,
-    Placement,
-    Policy,
-    bin_pack,
-    spot,
-)
-
-_NONE: Mapping[str, int] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class WholeVm:
-    """Whole hosts per app (see the module doc): only empty hosts, most slots first, then by
-    name; never a scale change or a migration."""
-
-    name: str = "whole-vm"
-
-    def place(
-        self,
-        hosts: Sequence[HostSlots],
-        size: int,
-        running: Mapping[str, int] = _NONE,
-    ) -> Placement:
-        """Fill empty hosts in order until `size` granules have one."""
-        empty = [h for h in hosts if h.used == 0 and not h.evicting]
-        free = sum(h.slots for h in empty)
-        if running or free < size:
-            return NoCapacity(requested=size, free=0 if running else free)
-        empty.sort(key=lambda h: (-h.slots, h.name))
-        placed: list[str] = []
-        for host in empty:
-            placed.extend([host.name] * min(host.slots, size - len(placed)))
-            if len(placed) == size:
-                break
-        return Placed(hosts=tuple(placed))
-
-    def migrate(self, hosts: Sequence[HostSlots], placement: Sequence[str]) -> Migration:
-        """Never: a VM-granular job stays where it started."""
-        return DoNotMigrate()
-
-
-whole_vm = WholeVm()
+from faabric.scheduling import Policy, bin_pack, spot, whole_vm
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ locking.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from faabric.errors import InternalError
@@ -57,6 +57,9 @@ class _Host:
             self.user_names = frozenset(self.users)
 
 
+_GAINS_KEPT = 4096  # changes `gains_since` can list
+
+
 class HostTable:
     """Live hosts by name, with the granules holding their slots.
 
@@ -68,6 +71,46 @@ class HostTable:
         self._hosts: dict[str, _Host] = {}
         self._user_of = user_of
         self._evicting: set[str] = set()
+        self._version = 0  # bumped by every change of any host's slots or state
+        # The hosts that may have more room than before (a slot freed, a host added,
+        # removed or announced for eviction), in order; None: every host (a reset). Only the
+        # last `_GAINS_KEPT` are kept; `_gains_dropped` counts the others.
+        self._gains: list[str | None] = []
+        self._gains_dropped = 0
+        self._views: dict[str, HostSlots] = {}  # capacity of the hosts unchanged since read
+        self._names: list[str] | None = None  # sorted host names, until one comes or goes
+        self._free = (-1, 0)  # (version, free_slots()) when last counted
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever any host's slots, users or state change: equal
+        versions mean equal capacities."""
+        return self._version
+
+    @property
+    def roomier_version(self) -> int:
+        """A number that changes whenever a host comes or goes, is announced for eviction or
+        frees a slot; claims and grants leave it alone. Equal numbers mean no host has
+        gained free slots since (`gains_since` says which did)."""
+        return self._gains_dropped + len(self._gains)
+
+    def gains_since(self, version: int) -> Sequence[str | None] | None:
+        """The hosts that changed as `roomier_version` counts since it was `version`, in
+        order (None for all hosts at once); None if that is too long ago to tell."""
+        start = version - self._gains_dropped
+        return None if start < 0 else self._gains[start:]
+
+    def _changed(self, name: str | None, *, roomier: bool = True) -> None:
+        self._version += 1
+        if name is None:
+            self._views.clear()
+        else:
+            self._views.pop(name, None)
+        if roomier:
+            self._gains.append(name)
+            if len(self._gains) > 2 * _GAINS_KEPT:
+                del self._gains[:_GAINS_KEPT]
+                self._gains_dropped += _GAINS_KEPT
 
     def add(self, name: str, slots: int, now: float) -> None:
         """Record a new host with all slots free, last seen at `now`."""
@@ -76,6 +119,8 @@ class HostTable:
         if slots < 0:
             raise InternalError(f"host {name!r} registered with {slots} slots")
         self._hosts[name] = _Host(slots=slots, last_seen=now)
+        self._names = None
+        self._changed(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._hosts
@@ -91,6 +136,8 @@ class HostTable:
         apps that held scale-change slots there, sorted."""
         host = self._hosts.pop(name)
         self._evicting.discard(name)
+        self._names = None
+        self._changed(name)
         return sorted(host.held), sorted(host.scaled)
 
     def silent_since(self, now: float, timeout: float) -> list[tuple[str, float]]:
@@ -106,12 +153,14 @@ class HostTable:
         user = self._user_of(granule[0])
         host.held[granule] = user
         host.count(user, 1)
+        self._changed(name, roomier=False)
 
     def release(self, name: str, granule: Granule) -> None:
         """Free the slot `granule` holds on `name`, if that host still has it."""
         host = self._hosts.get(name)
         if host is not None and granule in host.held:
             host.count(host.held.pop(granule), -1)
+            self._changed(name)
 
     def grant(self, name: str, app_id: int, count: int) -> None:
         """Take `count` free slots of `name` for a scale change of app `app_id`."""
@@ -121,6 +170,7 @@ class HostTable:
         host.scaled[app_id] = host.scaled.get(app_id, 0) + count
         user = host.scaled_users.setdefault(app_id, self._user_of(app_id))
         host.count(user, count)
+        self._changed(name, roomier=False)
 
     def revoke(self, name: str, app_id: int, count: int) -> int:
         """Free up to `count` scale-change slots app `app_id` holds on `name`; returns how many
@@ -135,6 +185,7 @@ class HostTable:
                 del host.scaled_users[app_id]
             else:
                 host.scaled[app_id] = held - freed
+            self._changed(name)
         return freed
 
     def scaled(self, name: str) -> dict[int, int]:
@@ -149,6 +200,7 @@ class HostTable:
             host.scaled_users.clear()
             host.users.clear()
             host.user_names = frozenset()
+        self._changed(None)
 
     def held(self, name: str) -> frozenset[Granule]:
         """The granules holding slots of `name`."""
@@ -167,6 +219,7 @@ class HostTable:
             return False
         host.eviction = Eviction(frozenset(host.held), tuple(sorted(host.scaled.items())))
         self._evicting.add(name)
+        self._changed(name)
         return True
 
     def evicting(self) -> frozenset[str]:
@@ -202,9 +255,17 @@ class HostTable:
 
     def free_slots(self) -> int:
         """Sum of the free slots of the live hosts not being evicted."""
-        return sum(
-            h.slots - h.used for n, h in self._hosts.items() if n not in self._evicting
-        )
+        if self._free[0] != self._version:
+            free = sum(h.slots - h.used for n, h in self._hosts.items() if n not in self._evicting)
+            self._free = (self._version, free)
+        return self._free[1]
+
+    def room(self, name: str) -> int:
+        """Free slots of `name` (0 if it is gone or being evicted)."""
+        host = self._hosts.get(name)
+        if host is None or name in self._evicting:
+            return 0
+        return host.slots - host.used
 
     def capacity(self) -> list[HostSlots]:
         """The capacity of every host not being evicted, as placement policies take it,
@@ -215,10 +276,16 @@ class HostTable:
     def all_capacity(self) -> list[HostSlots]:
         """Every live host's capacity, those being evicted flagged, sorted by name: what a
         migration decision needs (ranks on an evicting host must leave it)."""
-        return [
-            HostSlots(name, host.slots, host.used, host.eviction is not None, host.user_names)
-            for name, host in sorted(self._hosts.items())
-        ]
+        if self._names is None:
+            self._names = sorted(self._hosts)
+        views = self._views
+        return [views.get(name) or self._view(name) for name in self._names]
+
+    def _view(self, name: str) -> HostSlots:
+        host = self._hosts[name]
+        view = HostSlots(name, host.slots, host.used, host.eviction is not None, host.user_names)
+        self._views[name] = view
+        return view
 
     def infos(self) -> list[HostInfo]:
         """Every host as the API shows it, sorted by name."""

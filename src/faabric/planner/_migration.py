@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import assert_never
 
 from faabric.errors import InternalError
@@ -31,8 +32,29 @@ from faabric.planner._events import (
     WithdrawMigration,
 )
 from faabric.planner._hosts import HostTable
-from faabric.scheduling import BinPack, DoNotMigrate, Moves, MustFreeze
+from faabric.scheduling import (
+    BinPack,
+    DoNotMigrate,
+    HostSlots,
+    Migration,
+    Moves,
+    MustFreeze,
+    Spot,
+)
 from faabric.scheduling._migrate import FreeSlots
+
+
+@dataclass(slots=True)
+class _Settled:
+    """An app found not worth moving at `version` of the host table (`roomier_version` if
+    `monotone`: its policy's answer can only change when some host gains room), running on
+    `hosts`, its smallest part there `smallest` ranks. Mutable: `version` moves on while
+    the hosts that gained room do not matter to it."""
+
+    version: int
+    monotone: bool
+    hosts: frozenset[str]
+    smallest: int
 
 
 class Migrations:
@@ -49,6 +71,10 @@ class Migrations:
         self._hosts = hosts
         self._timeout = offer_timeout
         self._movable: set[int] = set()  # running apps that reached a migration point
+        # app id -> when and where the app was last found not worth moving (`_Settled`):
+        # until capacities change in a way that matters to its policy, asking the policy
+        # again gives the same answer.
+        self._settled: dict[int, _Settled] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -65,10 +91,12 @@ class Migrations:
     def forget(self, app_id: int) -> None:
         """The app finished: it can no longer move."""
         self._movable.discard(app_id)
+        self._settled.pop(app_id, None)
 
     def clear(self) -> None:
         """Every app was dropped."""
         self._movable.clear()
+        self._settled.clear()
 
     # -- offers -------------------------------------------------------------------------------
 
@@ -88,26 +116,61 @@ class Migrations:
             app = apps[app_id]
             if app.move or app.freeze or app.results or app.scaled or app_id in skip:
                 continue
+            if self._still_settled(app):
+                continue
             if capacity is None:
                 if self._hosts.free_slots() == 0:
                     break  # a rank can only move to a free slot: it holds both until it moved
                 capacity = self._hosts.all_capacity()
                 free = FreeSlots(capacity)
-            current = tuple(app.placement.values())  # in rank order: filled by rank
-            if isinstance(app.policy, BinPack) and free is not None and (
-                    (len(set(current)) == 1 and current[0] in free)
-                    or not free.may_improve(current)):
-                continue  # the usual cases: skip bin-pack's full re-placement
-            decision = app.policy.migrate(capacity, current)
+            decision = self._decide(app, capacity, free)
             match decision:
                 case Moves():
                     commands.append(self.reserve(app, decision, now))
                     capacity = free = None
                 case DoNotMigrate() | MustFreeze():
-                    continue  # only an evacuation freezes (see `_spot.py`)
+                    self._settle(app)  # only an evacuation freezes (see `_spot.py`)
                 case _:
                     assert_never(decision)
         return commands
+
+    def _settle(self, app: AppRecord) -> None:
+        own = Counter(app.placement.values())
+        monotone = isinstance(app.policy, BinPack | Spot)
+        version = self._hosts.roomier_version if monotone else self._hosts.version
+        self._settled[app.app_id] = _Settled(version, monotone, frozenset(own), min(own.values()))
+
+    def _still_settled(self, app: AppRecord) -> bool:
+        """Whether the app's last "do not move" still stands: no host changed since (any
+        policy), or only hosts whose new room cannot matter. Spot moves an app only off a
+        host of its own being evicted. Bin-pack looks for the best placement the free slots
+        allow (filling the largest rooms first): fewer free slots allow no better one, and a
+        host of someone else's with fewer free slots than the app's smallest part comes after
+        all of the app's own hosts in that order, which already hold it all."""
+        settled = self._settled.get(app.app_id)
+        if settled is None:
+            return False
+        if not settled.monotone:
+            return settled.version == self._hosts.version
+        gains = self._hosts.gains_since(settled.version)
+        if not gains:
+            return gains is not None
+        bin_pack = isinstance(app.policy, BinPack)
+        for name in gains:
+            if name is None or name in settled.hosts or (
+                    bin_pack and self._hosts.room(name) >= settled.smallest):
+                return False
+        settled.version = self._hosts.roomier_version
+        return True
+
+    @staticmethod
+    def _decide(app: AppRecord, capacity: list[HostSlots], free: FreeSlots | None) -> Migration:
+        current = tuple(app.placement.values())  # in rank order: filled by rank
+        if isinstance(app.policy, BinPack) and free is not None and (
+                (len(set(current)) == 1 and current[0] in free)
+                or not free.may_improve(current)):
+            return DoNotMigrate()  # the usual cases: skip bin-pack's full re-placement
+        return app.policy.migrate(capacity, current)
 
     def reserve(self, app: AppRecord, decision: Moves, now: float) -> OfferMigration:
         """Reserve the slots of `decision` for the running `app` and offer it.

@@ -28,6 +28,7 @@ from faabric.scheduling._placement import (
     Policy,
 )
 from faabric.scheduling._spot import Spot, spot, spot_migration
+from faabric.scheduling._whole_vm import WholeVm, whole_vm
 
 __all__ = [
     "POLICIES",
@@ -43,6 +44,7 @@ __all__ = [
     "Placement",
     "Policy",
     "Spot",
+    "WholeVm",
     "bin_pack",
     "bin_pack_migration",
     "compact",
@@ -53,10 +55,11 @@ __all__ = [
     "policy_for",
     "spot",
     "spot_migration",
+    "whole_vm",
 ]
 
 POLICIES: Mapping[str, Policy] = MappingProxyType(
-    {policy.name: policy for policy in (bin_pack, compact, spot)}
+    {policy.name: policy for policy in (bin_pack, compact, spot, whole_vm)}
 )
 
 

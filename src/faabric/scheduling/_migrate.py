@@ -115,11 +115,10 @@ def check_migration(hosts: Sequence[HostSlots], placement: Sequence[str]) -> Non
     """Raise ValueError for a migration request no policy may answer (see `Policy.migrate`)."""
     if not placement:
         raise ValueError("a migration needs an app with at least one rank")
-    names = [host.name for host in hosts]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate host names in {names}")
-    own = Counter(placement)
-    over = [host.name for host in hosts if own.get(host.name, 0) > host.used]
+    used = {host.name: host.used for host in hosts}
+    if len(used) != len(hosts):
+        raise ValueError(f"duplicate host names in {[host.name for host in hosts]}")
+    over = sorted(name for name, n in Counter(placement).items() if n > used.get(name, n))
     if over:
         raise ValueError(f"hosts {over} run more of the app's ranks than they have used slots")
 
