@@ -200,8 +200,9 @@ def test_evacuate_needs_a_rank_to_move() -> None:
 
 
 def test_policies_are_registered_and_bound_per_app() -> None:
-    assert sorted(POLICIES) == ["bin-pack", "compact", "spot"]
+    assert sorted(POLICIES) == ["bin-pack", "compact", "spot", "whole-vm"]
     assert get_policy("compact") is compact and get_policy("spot") is spot
+    assert policy_for("whole-vm", "bob", bin_pack) is get_policy("whole-vm")
     assert policy_for("", "alice", bin_pack) is bin_pack
     assert policy_for("", "alice", compact) == Compact(user="alice")
     assert policy_for("compact", "bob", spot) == Compact(user="bob")
