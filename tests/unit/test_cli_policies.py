@@ -57,7 +57,7 @@ def test_an_unknown_cluster_policy_is_one_line(
     assert status == 1
     err = capsys.readouterr().err.strip()
     assert err == ("faabric: unknown scheduling policy 'fifo' "
-                   "(known: bin-pack, compact, spot)")
+                   "(known: bin-pack, compact, spot, whole-vm)")
 
 
 def test_the_cluster_policy_comes_from_the_environment() -> None:
