@@ -1,17 +1,18 @@
 """The `faabric experiment` commands: `trace` writes a job trace, `replay` replays one under a
 baseline, `compare` replays one trace under every baseline and prints one line each, `plot`
-does the same and writes CSVs and figures.
+does the same and writes CSVs and figures, `live` runs an MPI trace for real and sets it
+beside the replay.
 
-Argument parsing and printing only: the work is in `trace`, `replay`, `baselines`, `report`
-and `plot`. Errors
-are `FaabricError`s, which the top-level CLI prints as one line; it must not catch
-anything else or print tracebacks.
+Argument parsing and printing only: the work is in `trace`, `replay`, `baselines`, `report`,
+`plot` and `live_compare`. Errors are `FaabricError`s, which the top-level CLI prints as one
+line; it must not catch anything else or print tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from faabric.errors import ConfigError
 from faabric.experiments import plot
 from faabric.experiments.baselines import BASELINES, baseline, baselines_for
 from faabric.experiments.calibration import Calibration, default_calibration, load_calibration
+from faabric.experiments.live import LiveSetup
+from faabric.experiments.live_compare import compare_live, verdict
 from faabric.experiments.replay import Cluster, Replay
 from faabric.experiments.report import JOB_COLUMNS, Result, job_rows, write_csv, write_csvs
 from faabric.experiments.trace import Job, Mix, TraceSpec, generate, read_trace, write_trace
@@ -51,6 +54,7 @@ def add_parser(sub: Any) -> None:
     _cluster_options(c)
     c.set_defaults(func=_cmd_compare)
     _add_plot(esub)
+    _add_live(esub)
     p.set_defaults(func=lambda ns: _usage(p))
 
 
@@ -66,6 +70,23 @@ def _add_plot(esub: Any) -> None:
     p.add_argument("--no-figures", dest="figures", action="store_false",
                    help="write only the CSVs (needs no matplotlib)")
     p.set_defaults(func=_cmd_plot)
+
+
+def _add_live(esub: Any) -> None:
+    p = esub.add_parser("live", help="run an MPI trace for real on an embedded cluster under "
+                        "each baseline and set it beside the replay")
+    p.add_argument("trace", help="trace file (from 'faabric experiment trace --mix mpi')")
+    p.add_argument("--hosts", type=int, default=3, help="worker processes (default 3)")
+    p.add_argument("--slots", type=int, default=4, help="slots per worker (default 4)")
+    p.add_argument("--unit", type=float, default=0.005,
+                   help="seconds a unit of trace work lasts (default 0.005)")
+    p.add_argument("--step", type=float, default=0.5,
+                   help="seconds between a job's migration points (default 0.5)")
+    p.add_argument("--baselines", default="whole-vm,per-core,faabric",
+                   help="comma-separated (default whole-vm,per-core,faabric)")
+    p.add_argument("--calibration", help="cost model JSON whose migration pause the replay "
+                   "uses when the run made no migration (default: the shipped one)")
+    p.set_defaults(func=_cmd_live)
 
 
 def _trace_options(p: argparse.ArgumentParser) -> None:
@@ -143,6 +164,25 @@ def _cmd_compare(ns: argparse.Namespace) -> int:
     for known in baselines_for(ns.mix):
         print(Replay(jobs, cluster, known, cal).run().line(known.name), flush=True)
     return 0
+
+
+def _cmd_live(ns: argparse.Namespace) -> int:
+    setup = LiveSetup(ns.hosts, ns.slots, ns.unit, ns.step)
+    chosen = [baseline(name.strip()) for name in ns.baselines.split(",") if name.strip()]
+    extra = [known.name for known in chosen if known not in BASELINES]
+    if extra or not chosen:
+        names = ", ".join(known.name for known in BASELINES)
+        raise ConfigError(f"live runs take the baselines {names}; got {ns.baselines!r}")
+    cal = load_calibration(ns.calibration) if ns.calibration else default_calibration()
+    rows = compare_live(read_trace(ns.trace), setup, chosen, cal,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    for row in rows:
+        print(row.line())
+    problems = verdict(rows)
+    for problem in problems:
+        print(f"faabric: {problem}", file=sys.stderr)
+    print("replay trusted" if not problems else "replay NOT trusted")
+    return 0 if not problems else 1
 
 
 def _cmd_plot(ns: argparse.Namespace) -> int:
