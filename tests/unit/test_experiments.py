@@ -223,3 +223,16 @@ def test_replay_writes_per_job_times(tmp_path: Path) -> None:
     assert rows[0][:6] == ["id", "arrived", "started", "ended", "wait", "run"]
     assert [(r[0], float(r[2]), float(r[3])) for r in rows[1:]] == [
         ("1", 0, 30), ("2", 0, 100), ("3", 30, 130)]
+
+
+def test_replay_with_spot_evicts_as_compare_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "spot.jsonl"
+    assert main(["experiment", "trace", "--jobs", "20", "--mix", "spot", "-o", str(trace)]) == 0
+    assert main(["experiment", "compare", "--trace", str(trace), "--hosts", "4",
+                 "--mix", "spot"]) == 0
+    spot_line = capsys.readouterr().out.splitlines()[-1]
+    assert main(["experiment", "replay", str(trace), "--hosts", "4", "--baseline",
+                 "faabric-spot", "--spot"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == spot_line

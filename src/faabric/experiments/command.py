@@ -45,6 +45,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--per-job", dest="per_job", metavar="FILE",
                    help="also write each job's times as CSV (id, arrived, started, ended, "
                    "wait, run, migrations, restarts)")
+    r.add_argument("--spot", action="store_true",
+                   help="evict hosts as compare's spot mix does: a quarter of them every 60 s "
+                   "(migration period 5 s unless given)")
     _cluster_options(r)
     r.set_defaults(func=_cmd_replay)
     c = esub.add_parser("compare", help="replay one trace under every baseline: one line each, "
@@ -130,7 +133,7 @@ def _spec(ns: argparse.Namespace) -> TraceSpec:
 def _cluster(ns: argparse.Namespace) -> tuple[Cluster, Calibration]:
     if ns.hosts < 1 or ns.slots < 1:
         raise ConfigError(f"--hosts and --slots must be >= 1, got {ns.hosts} and {ns.slots}")
-    spot = getattr(ns, "mix", "") == "spot"
+    spot = getattr(ns, "mix", "") == "spot" or getattr(ns, "spot", False)
     period = ns.period if ns.period is not None else (5.0 if spot else 60.0)
     if not period > 0:
         raise ConfigError(f"--migration-period must be > 0, got {period}")
