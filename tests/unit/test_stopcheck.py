@@ -4,12 +4,15 @@ and a running instance is stopped through it (timeouts, cancellation) with no ep
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 import wasmtime
 
 from faabric.messages.types import Cancelled, Exited, TimedOut
 from faabric.wasm import Cancellation, Launcher, ModuleCache, RunSpec, WasmEngine
+from faabric.wasm.interrupt import DeadlinePassed, Verdict, Watch, Watchdog
 from faabric.wasm.stopcheck import START_EXPORT, STOP_EXPORT, add_stop_checks, check_code
 
 SPIN = '(module (func (export "_start") (loop $l (br $l))))'
@@ -72,3 +75,26 @@ def test_a_pure_compute_loop_is_cancelled(
     finally:
         timer.cancel()
     assert outcome == Cancelled("by client")
+
+
+def _watch(seconds: float, slice_seconds: float) -> Watch:
+    return Watch(time.monotonic() + seconds, Cancellation(), threading.Event(), time.monotonic,
+                 slice_seconds)
+
+
+def test_the_watchdog_wakes_early_for_a_watch_due_before_its_next_round() -> None:
+    watchdog = Watchdog(slice_seconds=5.0)
+    stopped: list[tuple[int, object]] = []
+    done = threading.Event()
+
+    def stop(key: int) -> Callable[[Verdict], None]:
+        return lambda verdict: (stopped.append((key, verdict)), done.set())
+
+    watchdog.watch(1, _watch(100.0, 5.0), stop(1))
+    time.sleep(0.05)  # the thread now sleeps a full 5 s round
+    started = time.monotonic()
+    watchdog.watch(2, _watch(0.05, 5.0), stop(2))
+    assert done.wait(2.0)
+    assert time.monotonic() - started < 1.0
+    assert stopped == [(2, DeadlinePassed())]
+    watchdog.forget(1)

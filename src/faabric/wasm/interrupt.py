@@ -11,12 +11,14 @@ is stopped.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
 DEFAULT_SLICE = 0.1  # seconds between checks of a running instance
 MIN_WAIT = 0.001  # the watchdog's shortest sleep, when a deadline is about to pass
+IDLE_EXIT = 5.0  # seconds the watchdog's thread waits for work before it ends
 
 
 class Cancellation:
@@ -100,8 +102,9 @@ Stop = Callable[[Verdict], None]
 
 class Watchdog:
     """One thread that asks each watched instance's `Watch` at least once a slice (and when
-    its deadline comes) and calls its `stop(verdict)` once, then forgets it. The thread runs
-    only while something is watched. `stop` runs under the watchdog's lock, so once `forget`
+    its deadline comes) and calls its `stop(verdict)` once, then forgets it. The thread ends
+    after `IDLE_EXIT` seconds with nothing to watch (starting one per run would cost more
+    than the run of a short granule). `stop` runs under the watchdog's lock, so once `forget`
     returns it is not running and will not be called: the instance may then be released."""
 
     def __init__(self, slice_seconds: float = DEFAULT_SLICE) -> None:
@@ -110,13 +113,17 @@ class Watchdog:
         self._wake = threading.Condition(self._lock)
         self._watched: dict[int, tuple[Watch, Stop]] = {}
         self._running = False
+        self._wake_at = 0.0  # time.monotonic() of the thread's next round
 
     def watch(self, key: int, watch: Watch, stop: Stop) -> None:
         """Check `watch` from now on; `stop` gets its verdict (from the watchdog's thread)."""
         with self._lock:
             self._watched[key] = (watch, stop)
             if self._running:
-                self._wake.notify()
+                # Waking the thread costs the caller a GIL hand-off: only when the new
+                # watch is due before the thread's next round.
+                if watch.next_slice() < self._wake_at - time.monotonic():
+                    self._wake.notify()
                 return
             self._running = True
         threading.Thread(target=self._run, name="wasm-watchdog", daemon=True).start()
@@ -128,15 +135,25 @@ class Watchdog:
 
     def _run(self) -> None:
         with self._lock:
-            while self._watched:
-                wait = self._slice
-                for key, (watch, stop) in list(self._watched.items()):
-                    verdict = watch.verdict()
-                    if verdict is None:
-                        wait = min(wait, watch.next_slice())
-                        continue
-                    del self._watched[key]
-                    stop(verdict)
-                if self._watched:
-                    self._wake.wait(max(MIN_WAIT, wait))
+            while True:
+                if not self._watched:
+                    self._wake_at = 0.0  # idle: every new watch wakes the thread
+                    if not self._wake.wait(IDLE_EXIT) and not self._watched:
+                        break
+                    continue
+                wait = self._round()
+                self._wake_at = time.monotonic() + wait
+                self._wake.wait(wait)
             self._running = False
+
+    def _round(self) -> float:
+        """Stop the instances that must stop; seconds until the next round is due."""
+        wait = self._slice
+        for key, (watch, stop) in list(self._watched.items()):
+            verdict = watch.verdict()
+            if verdict is None:
+                wait = min(wait, watch.next_slice())
+                continue
+            del self._watched[key]
+            stop(verdict)
+        return max(MIN_WAIT, wait)
