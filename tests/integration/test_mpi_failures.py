@@ -24,7 +24,8 @@ def failure_module(cache_dir: Path) -> Path:
 
 
 # The summary names the granule that failed first: rank 1 itself, or another rank whose
-# MPI call failed because of rank 1 (whichever the clock saw end first).
+# MPI call failed because of rank 1 (whichever the clock saw end first). A trap's details
+# (the other ranks' traps inside MPI calls, naming rank 1) are shown with -v only.
 @pytest.mark.parametrize(
     ("how", "causes"),
     [
@@ -45,5 +46,5 @@ def test_other_ranks_fail_naming_the_rank(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("faabric: "), result.stderr
     assert any(cause in last for cause in causes), last
-    assert causes[-1] in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # the details need -v
     assert time.monotonic() - began < 30
