@@ -106,17 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         noop = cluster.build_noop(cache)
 
         say("4. compute kernels: wasm vs native")
-        simd = compute.simd_in_toolchain()
-        notes.append(f"faabric's toolchain passes -msimd128: {'yes' if simd else 'no'}; the "
-                     "'+simd128' rows add it as a user flag.")
+        notes.append(f"faabric cc adds {' '.join(compute.default_flags())} to the kernels; "
+                     "native is clang-16 -O2.")
         for k in compute.measure(runs=runs, cache_dir=cache, native_dir=native, quick=quick):
             what = f"{k.name} ({' '.join(k.args)}) kernel time"
             rows.append(versus(f"{what}, wasm", k.wasm, "native clang-16 -O2", k.native,
                                fmt=fmt_time, goal="<= 1.3x native", limit=1.3))
-            rows.append(versus(f"{what}, wasm +simd128", k.wasm_simd, "native clang-16 -O2",
-                               k.native, fmt=fmt_time, goal="<= 1.3x native", limit=1.3))
-            rows.append(versus(f"{what}, wasm +simd128, no epoch checks [diag]",
-                               k.simd_no_epoch, "native clang-16 -O2", k.native, fmt=fmt_time))
+            rows.append(versus(f"{what}, wasm, wasmtime epoch checks instead [diag]",
+                               k.epoch, "native clang-16 -O2", k.native, fmt=fmt_time))
+            rows.append(versus(f"{what}, wasm, no stop checks [diag]",
+                               k.unchecked, "native clang-16 -O2", k.native, fmt=fmt_time))
 
         if args.no_migration:
             notes.append("Movable MPI programs skipped (--no-migration).")

@@ -1,49 +1,60 @@
 """Compute kernels as wasm granules against the same C built natively.
 
-`kernels/triad.c` (STREAM triad) and `kernels/dgemm.c` (naive ikj dgemm) time their own
-kernel with clock_gettime(CLOCK_MONOTONIC) and print "seconds <median per repetition>", so
-process start and module compilation are excluded. Each is built three ways:
+`kernels/{dgemm,spmv,stencil,triad}.c` (naive ikj dgemm, CSR sparse matrix-vector product,
+5-point Jacobi sweep, STREAM triad) time their own kernel with
+clock_gettime(CLOCK_MONOTONIC) and print "seconds <median per repetition>", so process start
+and module compilation are excluded. Each is run three ways, interleaved run by run:
 
 * wasm: faabric's toolchain with its default flags, run as a granule in this process
-  (`GranuleRunner.run`, the code path a worker slot uses);
-* wasm+simd128: the same toolchain with `-msimd128` passed as a user flag (the toolchain
-  does not add it; `simd_in_toolchain` reports what it does pass);
+  (`GranuleRunner.run`, the code path a worker slot uses, stop checks included);
 * native: `clang-16 -O2`, a plain Linux binary;
-* diagnostic: the wasm+simd128 module on a default wasmtime engine (no epoch interruption).
+* diagnostics: the same module, without faabric's stop checks, on a bare wasmtime engine,
+  once with wasmtime's epoch interruption (the interruption scheme faabric used before) and
+  once with no interruption at all.
 
-Each program runs `runs` times; the figure is the median of the printed per-run medians.
+The figure is the median of the printed per-run medians. `python -m bench.compute [--quick]`
+prints the table alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import KERNEL_DIR, build_native, build_wasm
 
-KERNELS = {"triad": ("triad.c", ["16777216", "10"]), "dgemm": ("dgemm.c", ["384", "10"])}
-QUICK_ARGS = {"triad": ["4194304", "10"], "dgemm": ["256", "5"]}
+KERNELS = {
+    "dgemm": ("dgemm.c", ["384", "10"]),
+    "spmv": ("spmv.c", ["400000", "10"]),
+    "stencil": ("stencil.c", ["1024", "20"]),
+    "triad": ("triad.c", ["16777216", "10"]),
+}
+QUICK_ARGS = {"dgemm": ["256", "5"], "spmv": ["200000", "5"], "stencil": ["512", "10"],
+              "triad": ["4194304", "10"]}
+FAR_DEADLINE = 1 << 40  # epoch ticks: the epoch diagnostic never reaches it
 
 
 @dataclass(frozen=True, slots=True)
 class KernelResult:
     name: str
     args: tuple[str, ...]
-    wasm: float  # seconds per kernel repetition
-    wasm_simd: float
+    wasm: float  # seconds per kernel repetition, faabric's granule
     native: float
-    simd_no_epoch: float  # wasm+simd128 on a default wasmtime engine (no epoch checks)
+    epoch: float  # the module without stop checks, on wasmtime with epoch interruption
+    unchecked: float  # the module without stop checks, on wasmtime with no interruption
 
 
-def simd_in_toolchain() -> bool:
-    """Whether faabric's compiler command line enables wasm SIMD (-msimd128)."""
+def default_flags() -> list[str]:
+    """The flags faabric's compiler command line adds for an ordinary C program."""
     from faabric.toolchain.driver import command_line
 
     cmd = command_line(Path("clang-16"), ["kernel.c", "-o", "kernel.wasm"], cxx=False)
-    return any(arg in ("-msimd128", "-mrelaxed-simd") for arg in cmd)
+    return [arg for arg in cmd[1:] if arg.startswith(("-O", "-m", "-f"))]
 
 
 def _parse(stdout: bytes | str) -> float:
@@ -70,51 +81,84 @@ def measure(*, runs: int, cache_dir: Path, native_dir: Path, quick: bool) -> lis
             digest = module_digest(data)
             blobs[digest] = data
             spec = AppSpec(module=digest, size=1, program=name, args=tuple(args))
-            modules.get(digest)  # compile before timing anything
-            times = []
-            for _ in range(runs):
-                result = runner.run(Batch(1, spec, (0,)), 0)
-                if result.outcome != Exited(0):
-                    raise RuntimeError(f"{name}: {result.outcome} {result.stderr!r}")
-                times.append(_parse(result.stdout))
-            return statistics.median(times)
+            result = runner.run(Batch(1, spec, (0,)), 0)
+            if result.outcome != Exited(0):
+                raise RuntimeError(f"{name}: {result.outcome} {result.stderr!r}")
+            return _parse(result.stdout)
 
         for name, (source, args) in KERNELS.items():
             args = QUICK_ARGS[name] if quick else args
             path = KERNEL_DIR / source
             binary = build_native(path, native_dir)
-            native = statistics.median(
-                _parse(subprocess.run([str(binary), *args], check=True,
-                                      capture_output=True).stdout)
-                for _ in range(runs)
-            )
-            wasm = run_wasm(build_wasm(path, cache_dir), name, args)
-            simd = run_wasm(build_wasm(path, cache_dir, ["-msimd128"]), name, args)
-            simd_data = build_wasm(path, cache_dir, ["-msimd128"])
-            plain = statistics.median(_run_plain(simd_data, name, args) for _ in range(runs))
-            results.append(KernelResult(name, tuple(args), wasm, simd, native, plain))
+            data = build_wasm(path, cache_dir)
+            modules.get(modules.add(data))  # compile before timing anything
+            epoch, bare = _Bare(data, epoch=True), _Bare(data, epoch=False)
+            times: dict[str, list[float]] = {"wasm": [], "native": [], "epoch": [], "bare": []}
+            for _ in range(runs):
+                times["native"].append(_parse(subprocess.run(
+                    [str(binary), *args], check=True, capture_output=True).stdout))
+                times["wasm"].append(run_wasm(data, name, args))
+                times["epoch"].append(epoch.run(name, args))
+                times["bare"].append(bare.run(name, args))
+            med = {key: statistics.median(values) for key, values in times.items()}
+            results.append(KernelResult(name, tuple(args), med["wasm"], med["native"],
+                                        med["epoch"], med["bare"]))
     return results
 
 
-def _run_plain(data: bytes, name: str, args: list[str]) -> float:
-    """Diagnostic: run on a default-configured wasmtime engine, without faabric's epoch
-    interruption, to show how much of the gap the per-loop epoch checks cost."""
-    import wasmtime
+class _Bare:
+    """Diagnostic: a module compiled as it is (no stop checks) on a bare wasmtime engine,
+    with or without wasmtime's epoch interruption."""
 
-    engine = wasmtime.Engine(wasmtime.Config())
-    module = wasmtime.Module(engine, data)
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    store = wasmtime.Store(engine)
-    with tempfile.NamedTemporaryFile(prefix="faabric-bench-") as out:
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = [name, *args]
-        wasi.stdout_file = out.name
-        store.set_wasi(wasi)
-        instance = linker.instantiate(store, module)
-        try:
-            instance.exports(store)["_start"](store)
-        except wasmtime.ExitTrap as exit_:
-            if exit_.code != 0:
-                raise RuntimeError(f"{name} exited with {exit_.code}") from None
-        return _parse(Path(out.name).read_text())
+    def __init__(self, data: bytes, *, epoch: bool) -> None:
+        import wasmtime
+
+        config = wasmtime.Config()
+        config.epoch_interruption = epoch
+        config.wasm_threads = True
+        config.shared_memory = True
+        self._epoch = epoch
+        self._engine: Any = wasmtime.Engine(config)
+        self._module: Any = wasmtime.Module(self._engine, data)
+
+    def run(self, name: str, args: list[str]) -> float:
+        import wasmtime
+
+        linker = wasmtime.Linker(self._engine)
+        linker.define_wasi()
+        store = wasmtime.Store(self._engine)
+        if self._epoch:
+            store.set_epoch_deadline(FAR_DEADLINE)
+        with tempfile.NamedTemporaryFile(prefix="faabric-bench-") as out:
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = [name, *args]
+            wasi.stdout_file = out.name
+            store.set_wasi(wasi)
+            instance = linker.instantiate(store, self._module)
+            try:
+                instance.exports(store)["_start"](store)
+            except wasmtime.ExitTrap as exit_:
+                if exit_.code != 0:
+                    raise RuntimeError(f"{name} exited with {exit_.code}") from None
+            return _parse(Path(out.name).read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.compute")
+    parser.add_argument("--quick", action="store_true", help="smaller kernels")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each build (default 5)")
+    options = parser.parse_args()
+    print(f"faabric cc adds: {' '.join(default_flags())}; native: clang-16 -O2")
+    print("kernel (args) | faabric wasm | native | ratio | epoch checks [diag] | ratio | "
+          "no checks [diag] | ratio")
+    with tempfile.TemporaryDirectory(prefix="faabric-bench-") as tmp:
+        for k in measure(runs=options.runs, cache_dir=Path(tmp) / "wasm",
+                         native_dir=Path(tmp) / "native", quick=options.quick):
+            print(f"{k.name} ({' '.join(k.args)}) | {k.wasm * 1e3:.2f} ms | "
+                  f"{k.native * 1e3:.2f} ms | {k.wasm / k.native:.2f}x | "
+                  f"{k.epoch * 1e3:.2f} ms | {k.epoch / k.native:.2f}x | "
+                  f"{k.unchecked * 1e3:.2f} ms | {k.unchecked / k.native:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
