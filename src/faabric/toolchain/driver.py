@@ -53,9 +53,9 @@ DEFAULT_OPT = "-O2"  # unless the user gives an -O flag (-O3 measured no faster)
 SIMD = "-msimd128"
 # LLVM 16 has no interleave cost model for wasm32, so a vectorised loop does one vector a
 # iteration: too little work against the loop overhead left in Cranelift's code. Four
-# vectors an iteration took naive dgemm from 1.9x to 1.1x native and a 5-point stencil from
-# 1.3x to 1.1-1.2x (docs/performance.md). Added at the speed levels only, unless the user
-# chose an interleave count.
+# vectors an iteration took naive dgemm from 1.8x to 1.1x native and a 5-point stencil from
+# 1.45x to 1.0x (docs/performance.md, "Compute kernels"). Added at the speed levels only,
+# unless the user chose an interleave count.
 INTERLEAVE = ("-mllvm", "-force-vector-interleave=4")
 _INTERLEAVE_OPTION = "-force-vector-interleave"
 _SPEED_LEVELS = frozenset({"-O2", "-O3", "-Ofast"})
