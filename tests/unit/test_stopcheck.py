@@ -98,3 +98,10 @@ def test_the_watchdog_wakes_early_for_a_watch_due_before_its_next_round() -> Non
     assert time.monotonic() - started < 1.0
     assert stopped == [(2, DeadlinePassed())]
     watchdog.forget(1)
+
+
+def test_relaxed_simd_is_decoded() -> None:
+    relaxed = wasmtime.wat2wasm(
+        '(module (func (export "f") (param v128 v128 v128) (result v128) (loop) '
+        "(f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))")
+    assert add_stop_checks(relaxed).count(check_code(0)) == 2  # entry + loop; no memory before

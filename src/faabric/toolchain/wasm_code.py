@@ -1,12 +1,12 @@
 """The code of a linked wasm module: its layout, the atomic instructions and loops of a function.
 
 `parse_module` finds the sections, function types, function names and bodies.
-`atomic_instructions` and `loop_heads` walk a body's instructions; it knows the immediates of every
-instruction clang-16 emits for wasm32 (MVP, sign-ext, non-trapping float-to-int, bulk memory,
-reference types, tail calls, 128-bit SIMD and threads), so that only real instruction starts
-count: a 0xFE or 0x1A byte inside an immediate is not an instruction. This module reads only:
-it must not rewrite code or decide which functions to route (atomics.py does both). Malformed
-code and unknown opcodes raise ValueError.
+`atomic_instructions` and `loop_heads` walk a body's instructions; they know the immediates
+of every instruction clang-16 emits for wasm32 (MVP, sign-ext, non-trapping float-to-int,
+bulk memory, reference types, tail calls, 128-bit and relaxed SIMD, and threads), so that
+only real instruction starts count: a 0xFE or 0x1A byte inside an immediate is not an
+instruction. This module reads only: it must not rewrite code or decide which functions to
+route (atomics.py does both). Malformed code and unknown opcodes raise ValueError.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _simd(reader: WasmReader) -> None:  # 0xFD
     elif 84 <= op <= 91:  # load_lane, store_lane
         _memarg(reader)
         reader.skip(1)
-    elif op > 0xFF:
+    elif op > 0x113:  # 0x100-0x113: relaxed SIMD, no immediates
         raise ValueError(f"unknown opcode 0xfd 0x{op:x} at byte {at}")
 
 
