@@ -109,3 +109,11 @@ def test_without_a_journal_ids_start_past_any_an_earlier_planner_used() -> None:
     first = service(None).submit(SPEC)
     assert first > time.time() * 1e6 - 60e6  # microseconds since the epoch, about
     assert service(None).submit(SPEC) > first
+
+
+def test_a_write_after_close_is_logged_not_raised(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    journal = Journal(tmp_path / "planner.db", retain=10)
+    journal.close()
+    journal.submitted([(1, SPEC)], 1.0)  # a worker reporting while the planner stops
+    assert "a write failed" in caplog.text

@@ -140,8 +140,11 @@ class Journal:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("journal %s: a write failed (%s); apps go on unrecorded", self.path, exc)
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # closed (the planner is stopping), or broken
+                pass
 
 
 def _spec(blob: bytes) -> AppSpec:
