@@ -117,3 +117,19 @@ def test_a_write_after_close_is_logged_not_raised(tmp_path: Path,
     journal.close()
     journal.submitted([(1, SPEC)], 1.0)  # a worker reporting while the planner stops
     assert "a write failed" in caplog.text
+
+
+def test_a_reset_forgets_the_apps_but_not_the_ids(tmp_path: Path) -> None:
+    path = tmp_path / "planner.db"
+    first = Journal(path, retain=100)
+    before = service(first)
+    app_id = before.submit(SPEC)
+    before.reset()
+    first.close()
+    second = Journal(path, retain=100)
+    try:
+        after = service(second)
+        assert after.app(app_id) is None
+        assert after.submit(SPEC) == app_id + 1
+    finally:
+        second.close()
