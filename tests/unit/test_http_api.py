@@ -350,7 +350,7 @@ def test_chunked_body_is_411(planner: RunningPlanner) -> None:
         ({"module": DIGEST, "memory_limit": 1024}, "'memory_limit'"),
         ({"module": DIGEST, "memory_limit": 1.5}, "'memory_limit'"),
         ({"module": DIGEST, "policy": "fifo"},
-         "'policy' must be one of bin-pack, compact, spot (or empty for the cluster's)"),
+         "'policy' must be one of bin-pack, compact, spot, whole-vm (or empty for the cluster's)"),
         ({"module": DIGEST, "policy": 1}, "'policy'"),
         ({"module": DIGEST, "user": 7}, "'user'"),
         ({"module": DIGEST, "user": "u" * 257}, "'user'"),
