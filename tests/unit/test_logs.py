@@ -17,7 +17,8 @@ from faabric.logs import LOG_FORMAT_ENV, configure, log_format, tag
 
 @pytest.fixture
 def root() -> Iterator[None]:
-    """Put the root logger back as it was after the test."""
+    """Put the root logger back as it was after the test. The tests log on a logger outside
+    `faabric`, whose level other code may have set."""
     logger = logging.getLogger()
     handlers, level = logger.handlers[:], logger.level
     yield
@@ -47,7 +48,7 @@ def test_an_unknown_format_is_refused_naming_where_it_came_from() -> None:
 def test_json_lines_carry_time_level_logger_message_and_extras() -> None:
     stream = io.StringIO()
     configure(logging.INFO, "json", stream)
-    log = logging.getLogger("faabric.test")
+    log = logging.getLogger("tests.logs")
     log.info("app %d cancelled %s", 7, "by client", extra={"app": 7, "host": "a"})
     log.debug("not shown")
     try:
@@ -56,7 +57,7 @@ def test_json_lines_carry_time_level_logger_message_and_extras() -> None:
         log.exception("it failed\non two lines")
     first, second = (json.loads(line) for line in lines(stream))
     assert first["level"] == "info"
-    assert first["logger"] == "faabric.test"
+    assert first["logger"] == "tests.logs"
     assert first["message"] == "app 7 cancelled by client"
     assert (first["app"], first["host"]) == (7, "a")
     assert first["time"].endswith("Z") and "T" in first["time"]
@@ -71,7 +72,7 @@ def test_the_process_fields_are_added_unless_a_record_has_its_own() -> None:
     stream = io.StringIO()
     configure(logging.INFO, "json", stream)
     tag(host="worker-1")
-    log = logging.getLogger("faabric.test")
+    log = logging.getLogger("tests.logs")
     log.warning("plain")
     log.warning("about another", extra={"host": "worker-2"})
     log.warning("odd value", extra={"peer": object()})
@@ -86,8 +87,8 @@ def test_text_lines_are_unchanged() -> None:
     stream = io.StringIO()
     configure(logging.WARNING, "text", stream)
     tag(host="worker-1")
-    logging.getLogger("faabric.test").warning("lost %s", "b", extra={"host": "x"})
-    assert lines(stream) == ["faabric faabric.test: lost b"]
+    logging.getLogger("tests.logs").warning("lost %s", "b", extra={"host": "x"})
+    assert lines(stream) == ["faabric tests.logs: lost b"]
 
 
 def test_the_command_refuses_an_unknown_format_from_the_environment(
