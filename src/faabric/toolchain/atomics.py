@@ -25,6 +25,7 @@ from pathlib import Path
 
 from faabric.errors import ToolchainError
 from faabric.toolchain.archive import archive_members, defined_functions
+from faabric.toolchain.wasm_bytes import sleb128, uleb128
 from faabric.toolchain.wasm_code import (
     FENCE,
     AtomicInstruction,
@@ -225,7 +226,7 @@ def _replacement(instruction: AtomicInstruction, helpers: _Helpers,
     helper = HELPERS[instruction.op]
     name, signature, end = helper.name, helper.signature, instruction.end
     if instruction.op == FENCE:
-        return bytes([_CALL]) + _uleb(helpers.index(name, signature, user)), end
+        return bytes([_CALL]) + uleb128(helpers.index(name, signature, user)), end
     if helper.droppable and instruction.then_drop and helpers.has(name + "_drop"):
         name, signature = name + "_drop", Signature(signature.params, ())
         end += 1  # the drop goes too
@@ -233,16 +234,16 @@ def _replacement(instruction: AtomicInstruction, helpers: _Helpers,
     if offset >= 1 << 32:
         raise ValueError(f"function {user}: offset {offset} does not fit in 32 bits")
     const = offset - (1 << 32) if offset >= 1 << 31 else offset
-    call = _uleb(helpers.index(name, signature, user))
-    return bytes([_I32_CONST]) + _sleb(const) + bytes([_CALL]) + call, end
+    call = uleb128(helpers.index(name, signature, user))
+    return bytes([_I32_CONST]) + sleb128(const) + bytes([_CALL]) + call, end
 
 
 def _code_payload(module: WasmModule, bodies: Mapping[int, bytes]) -> bytes:
-    parts = [_uleb(len(module.bodies))]
+    parts = [uleb128(len(module.bodies))]
     data = module.data
     for k, (entry, _, end) in enumerate(module.bodies):
         body = bodies.get(k)
-        parts.append(data[entry:end] if body is None else _uleb(len(body)) + body)
+        parts.append(data[entry:end] if body is None else uleb128(len(body)) + body)
     return b"".join(parts)
 
 
@@ -254,34 +255,9 @@ def _assemble(module: WasmModule, code: bytes | None) -> bytes:
                 code is not None and section.name.startswith(".debug"))):
             continue
         if section.kind == _CODE and code is not None:
-            parts.append(bytes([_CODE]) + _uleb(len(code)) + code)
+            parts.append(bytes([_CODE]) + uleb128(len(code)) + code)
         else:
             parts.append(data[section.start : section.end])
-    mark = _uleb(len(MARK_SECTION)) + MARK_SECTION.encode() + b"1"
-    parts.append(bytes([_CUSTOM]) + _uleb(len(mark)) + mark)
+    mark = uleb128(len(MARK_SECTION)) + MARK_SECTION.encode() + b"1"
+    parts.append(bytes([_CUSTOM]) + uleb128(len(mark)) + mark)
     return b"".join(parts)
-
-
-def _uleb(value: int) -> bytes:
-    """`value` (>= 0) as an unsigned LEB128 integer."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _sleb(value: int) -> bytes:
-    """`value` as a signed LEB128 integer."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)

@@ -1,8 +1,9 @@
-"""A cursor over WebAssembly binaries: bytes, LEB128 integers and length-prefixed names.
+"""A cursor over WebAssembly binaries: bytes, LEB128 integers and length-prefixed names, and
+the two LEB128 writers.
 
 Shared by the archive writer (symbol tables of objects), the migration rewrite (imports of
-modules) and the atomics rewrite (function bodies). It reads only; it raises ValueError for
-truncated input and knows no sections.
+modules), the atomics rewrite (function bodies) and the stop checks. It raises ValueError
+for truncated input and knows no sections.
 """
 
 from __future__ import annotations
@@ -54,3 +55,27 @@ class WasmReader:
         text = self.data[self.pos : self.pos + length].decode()
         self.pos += length
         return text
+
+
+def uleb128(value: int) -> bytes:
+    """`value` (>= 0) as an unsigned LEB128 integer."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def sleb128(value: int) -> bytes:
+    """`value` as a signed LEB128 integer."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)

@@ -328,12 +328,19 @@ def _signature(reader: WasmReader) -> Signature:
 
 
 def _function_imports(reader: WasmReader) -> list[int]:
-    functions = []
+    return [index for kind, index in import_kinds(reader) if kind == 0]
+
+
+def import_kinds(reader: WasmReader) -> list[tuple[int, int]]:
+    """(kind, type index) of every entry of an import section read by `reader`: kind 0 is a
+    function (with its type), 1 a table, 2 a memory, 3 a global, 4 a tag (type index -1
+    where there is none)."""
+    entries = []
     for _ in range(reader.uleb()):
         reader.name(), reader.name()
-        kind = reader.byte()
+        kind, index = reader.byte(), -1
         if kind == 0:  # function: its type
-            functions.append(reader.uleb())
+            index = reader.uleb()
         elif kind in (1, 2):  # table (reference type, limits), memory (limits)
             if kind == 1:
                 reader.byte()
@@ -347,7 +354,8 @@ def _function_imports(reader: WasmReader) -> list[int]:
             reader.uleb()
         else:
             raise ValueError(f"unknown import kind {kind}")
-    return functions
+        entries.append((kind, index))
+    return entries
 
 
 def _bodies(reader: WasmReader) -> tuple[tuple[int, int, int], ...]:

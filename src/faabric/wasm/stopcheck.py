@@ -22,8 +22,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 
-from faabric.toolchain.wasm_bytes import WasmReader
-from faabric.toolchain.wasm_code import Section, loop_heads, parse_module
+from faabric.toolchain.wasm_bytes import WasmReader, uleb128
+from faabric.toolchain.wasm_code import Section, import_kinds, loop_heads, parse_module
 
 STOP_EXPORT = "faabric:stop"
 START_EXPORT = "faabric:start"  # the module's start function, if it had one
@@ -37,22 +37,9 @@ _MEMORY_KIND = 2
 _ONE_PAGE = bytes([0x01, 0x01, 0x01])  # limits: has a maximum, minimum 1, maximum 1
 
 
-def uleb(value: int) -> bytes:
-    """`value` as unsigned LEB128."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def check_code(memory: int) -> bytes:
     """The check on memory `memory`: trap if its first word is not zero."""
-    memarg = bytes([0x02, 0x00]) if memory == 0 else bytes([0x42, *uleb(memory), 0x00])
+    memarg = bytes([0x02, 0x00]) if memory == 0 else bytes([0x42, *uleb128(memory), 0x00])
     return bytes([0x41, 0x00, 0xFE, 0x10, *memarg, 0x04, 0x40, 0x00, 0x0B])
 
 
@@ -79,7 +66,7 @@ def add_stop_checks(data: bytes) -> bytes:
     for kind, entries in ((_MEMORY, [_ONE_PAGE]), (_EXPORT, exports)):
         found = _find(sections, kind)
         if found is None:
-            added[kind] = _section(kind, uleb(len(entries)) + b"".join(entries))
+            added[kind] = _section(kind, uleb128(len(entries)) + b"".join(entries))
         else:
             if kind == _EXPORT and _exports_name(data, found, (STOP_EXPORT, START_EXPORT)):
                 raise ValueError(f"the module already exports {STOP_EXPORT} or {START_EXPORT}")
@@ -87,7 +74,7 @@ def add_stop_checks(data: bytes) -> bytes:
     code = _find(sections, _CODE)
     if code is not None:
         bodies = [_checked_body(data, start, end, check) for _, start, end in module.bodies]
-        replaced[code.start] = _section(_CODE, uleb(len(bodies)) + b"".join(bodies))
+        replaced[code.start] = _section(_CODE, uleb128(len(bodies)) + b"".join(bodies))
     return _assemble(data, sections, replaced, added)
 
 
@@ -105,7 +92,7 @@ def _checked_body(data: bytes, start: int, end: int, check: bytes) -> bytes:
         out += check
         last = at
     out += data[last:end]
-    return uleb(len(out)) + bytes(out)
+    return uleb128(len(out)) + bytes(out)
 
 
 def _memory_count(data: bytes, sections: Sequence[Section]) -> int:
@@ -115,30 +102,9 @@ def _memory_count(data: bytes, sections: Sequence[Section]) -> int:
     if found is not None:
         count += WasmReader(data, found.body, found.end).uleb()
     imports = _find(sections, _IMPORT)
-    if imports is None:
-        return count
-    reader = WasmReader(data, imports.body, imports.end)
-    for _ in range(reader.uleb()):
-        reader.name()
-        reader.name()
-        kind = reader.byte()
-        if kind == 0:  # function: its type
-            reader.uleb()
-        elif kind in (1, 2):  # table (reference type, limits), memory (limits)
-            if kind == 1:
-                reader.byte()
-            count += kind == _MEMORY_KIND
-            flags = reader.byte()
-            reader.uleb()
-            if flags & 1:
-                reader.uleb()
-        elif kind == 3:  # global: value type, mutability
-            reader.skip(2)
-        elif kind == 4:  # tag: attribute, type
-            reader.byte()
-            reader.uleb()
-        else:
-            raise ValueError(f"unknown import kind {kind}")
+    if imports is not None:
+        kinds = import_kinds(WasmReader(data, imports.body, imports.end))
+        count += sum(kind == _MEMORY_KIND for kind, _ in kinds)
     return count
 
 
@@ -154,19 +120,19 @@ def _exports_name(data: bytes, section: Section, names: tuple[str, ...]) -> bool
 
 def _export_entry(name: str, kind: int, index: int) -> bytes:
     encoded = name.encode()
-    return uleb(len(encoded)) + encoded + bytes([kind]) + uleb(index)
+    return uleb128(len(encoded)) + encoded + bytes([kind]) + uleb128(index)
 
 
 def _append_entries(data: bytes, section: Section, entries: Sequence[bytes]) -> bytes:
     """`section` (a vector section) with `entries` added at its end."""
     reader = WasmReader(data, section.body, section.end)
     count = reader.uleb()
-    payload = uleb(count + len(entries)) + data[reader.pos : section.end] + b"".join(entries)
+    payload = uleb128(count + len(entries)) + data[reader.pos : section.end] + b"".join(entries)
     return _section(section.kind, payload)
 
 
 def _section(kind: int, payload: bytes) -> bytes:
-    return bytes([kind]) + uleb(len(payload)) + payload
+    return bytes([kind]) + uleb128(len(payload)) + payload
 
 
 def _find(sections: Sequence[Section], kind: int) -> Section | None:
