@@ -79,11 +79,12 @@ def _run_all(jobs: Sequence[Job], setup: LiveSetup, baselines: Sequence[Baseline
     from faabric.toolchain import build, default_flags_for
     from faabric.transport.auth import new_token
 
-    logging.getLogger("faabric").setLevel(logging.WARNING)
     source = job_source()
     wasm = build(source, flags=default_flags_for(source),
                  cache_dir=default_cache_dir() / "builds").read_bytes()
-    with EmbeddedCluster(hosts=setup.hosts, slots=setup.slots, token=new_token()) as cl:
+    quiet = _Quiet(logging.getLogger("faabric"))  # the planner's lines, one per app
+    with quiet, EmbeddedCluster(hosts=setup.hosts, slots=setup.slots,
+                                token=new_token()) as cl:
         client = PlannerClient(cl.url, token=cl.token, timeout=120)
         try:
             module = client.upload_module(wasm)
@@ -96,6 +97,21 @@ def _run_all(jobs: Sequence[Job], setup: LiveSetup, baselines: Sequence[Baseline
             return results
         finally:
             client.close()
+
+
+class _Quiet:
+    """Raise `logger` to WARNING inside a `with` block, then put its level back."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._level = logger.level
+
+    def __enter__(self) -> None:
+        self._level = self._logger.level
+        self._logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
 
 
 def verdict(rows: Sequence[Row]) -> list[str]:
