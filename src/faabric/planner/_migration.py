@@ -46,10 +46,9 @@ from faabric.scheduling._migrate import FreeSlots
 
 @dataclass(slots=True)
 class _Settled:
-    """An app found not worth moving at `version` of the host table (`roomier_version` if
-    `monotone`: its policy's answer can only change when some host gains room), running on
-    `hosts`, its smallest part there `smallest` ranks. Mutable: `version` moves on while
-    the hosts that gained room do not matter to it."""
+    """An app found not worth moving at host table `version` (`roomier_version` if
+    `monotone`: only a host gaining room can change its policy's answer), on `hosts`, its
+    smallest part `smallest` ranks. `version` moves on while no gain matters to it."""
 
     version: int
     monotone: bool
