@@ -200,7 +200,7 @@ def test_compare_adds_the_spot_baseline_for_the_spot_mix(
 
 @pytest.mark.timeout(400)  # wall time on a loaded machine; the bound below is CPU time
 def test_ten_thousand_jobs_on_128_hosts_replay_in_bounded_time() -> None:
-    # The brief's scale, on its busiest baseline (migration offers while apps queue, the
+    # 10,000 jobs on 128 hosts, on the busiest baseline (migration offers while apps queue, the
     # shipped calibration): about 45 s of CPU here (docs/experiments.md, "Performance of
     # the replay"); the bound leaves room for a slower machine.
     jobs = generate(TraceSpec(jobs=10_000, rate=0.1, mix=Mix.MPI, seed=1))
