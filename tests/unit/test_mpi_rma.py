@@ -4,13 +4,13 @@ service of two worlds joined by a network that delivers at once, on plain host b
 from __future__ import annotations
 
 import ctypes
-import struct
 import time
 from dataclasses import dataclass, field
 
 import pytest
+from test_mpi_world import Buffers, done, fields
 
-from faabric.mpi import memory, rma
+from faabric.mpi import rma
 from faabric.mpi.matching import Envelope
 from faabric.mpi.ranks import Layout
 from faabric.mpi.rma import EXCLUSIVE, SHARED, UPDATE, LockTable, Request, Segments
@@ -19,30 +19,6 @@ from faabric.wasm.host import GuestFault
 
 PLACEMENT = ("a", "a", "b", "b")
 
-
-class Buffers:
-    """Host memory standing in for ranks' linear memories."""
-
-    def __init__(self) -> None:
-        self._keep: list[ctypes.Array[ctypes.c_char]] = []
-
-    def new(self, data: bytes | int) -> int:
-        buf = ctypes.create_string_buffer(data)
-        self._keep.append(buf)
-        return ctypes.addressof(buf)
-
-    def request(self) -> int:
-        return self.new(memory.REQUEST_SIZE)
-
-
-def done(request: int) -> bool:
-    return ctypes.c_int32.from_address(request).value == 1
-
-
-def fields(request: int) -> tuple[int, int, int, int]:
-    """(source, tag, length, error) of a completed request."""
-    source, tag, length, error = struct.unpack("<iiii", ctypes.string_at(request + 4, 16))
-    return source, tag, length, error
 
 # -- pure parts -------------------------------------------------------------------------------
 
